@@ -90,6 +90,7 @@ absl::StatusOr<Command> ParseCommand(const std::string& line) {
 }
 
 void InteractionEnv::Print(const std::string& line) {
+  if (silent_) return;
   for (absl::string_view l : absl::StrSplit(line, '\n')) {
     if (l.empty()) continue;  // blank lines would end the expected block
     out_.push_back(std::string(indent_, ' ') + std::string(l));
@@ -144,8 +145,13 @@ std::string InteractionEnv::Handle(const Command& c) {
     if (c.name == "add-nodes") return AddNodes(c);
     if (c.name == "log-level") {
       if (auto st = need(1); !st.ok()) return st;
-      if (pos[0] != "none" && pos[0] != "info") return Bad("log-level is none or info");
+      // silent: print nothing but errors (for setup steps the comments
+      // describe); none: hide raft events; info: show everything.
+      if (pos[0] != "silent" && pos[0] != "none" && pos[0] != "info") {
+        return Bad("log-level is silent, none or info");
+      }
       show_events_ = pos[0] == "info";
+      silent_ = pos[0] == "silent";
       return absl::OkStatus();
     }
     if (c.name == "raft-state") {
@@ -264,7 +270,10 @@ std::string InteractionEnv::Handle(const Command& c) {
     if (c.name == "restart") return Restart(id);
     return Bad("unknown command " + c.name);
   }();
-  if (!s.ok()) Print(absl::StrCat("error: ", s.message()));
+  if (!s.ok()) {
+    // Errors are printed even when silent.
+    out_.push_back(absl::StrCat(std::string(indent_, ' '), "error: ", s.message()));
+  }
   if (out_.empty()) return "ok";
   return absl::StrJoin(out_, "\n");
 }

@@ -79,6 +79,7 @@ class InteractionEnv {
   std::vector<Message> network_;
   std::set<std::pair<NodeId, NodeId>> cuts_;  // (low id, high id)
   bool show_events_ = true;
+  bool silent_ = false;
   int indent_ = 0;
   std::vector<std::string> out_;
 };
