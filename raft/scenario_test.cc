@@ -55,10 +55,10 @@ std::string Diff(const std::vector<std::string>& want, const std::vector<std::st
     if (i < n && j < m && want[i] == got[j]) {
       absl::StrAppend(&out, "  ", want[i], "\n");
       i++, j++;
-    } else if (j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j])) {
-      absl::StrAppend(&out, "+ ", got[j++], "\n");
-    } else {
+    } else if (i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1])) {
       absl::StrAppend(&out, "- ", want[i++], "\n");
+    } else {
+      absl::StrAppend(&out, "+ ", got[j++], "\n");
     }
   }
   return out;

@@ -6,6 +6,19 @@
 // only on `tick-*`, and Ready batches are handled only on `process-ready`.
 // That makes every step of the protocol visible and the output deterministic.
 // Test-only: never linked into the server.
+//
+// Commands (IDs are 1-based, in order of creation):
+//   add-nodes N [voters=(..)] [learners=(..)] [index=I content=S]
+//             [prevote=B] [checkquorum=B] [disable-forwarding=B]
+//             [max-uncommitted-size=BYTES] [read-only=safe|lease]
+//   campaign ID | propose ID DATA | read-index ID CTX
+//   propose-conf-change ID [v4] [l5] [r2] [transition=auto|implicit|explicit]
+//   transfer-leadership from=X to=Y | report-unreachable ID TARGET
+//   tick-election ID | tick-heartbeat ID | tick ID [n=N]
+//   process-ready ID... | deliver-msgs [drop=(..)] [ID...] | stabilize [ID...]
+//   status ID | raft-state | raft-log ID | compact ID INDEX | restart ID
+//   cut A B | isolate ID | heal          (cut links drop messages on delivery)
+//   log-level silent|none|info           (silent: errors only; none: no events)
 #pragma once
 
 #include <map>
