@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "raft/test_cluster.h"
+#include "raft/testing/test_cluster.h"
 
 namespace ganglion::raft {
 namespace {

@@ -1,4 +1,4 @@
-#include "raft/test_cluster.h"
+#include "raft/testing/test_cluster.h"
 
 #include <algorithm>
 
