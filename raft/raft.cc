@@ -693,8 +693,7 @@ absl::Status Raft::StepLeaderPeerMessage(Message& m, Progress& pr) {
       // An append may have been lost with the window full: free one slot so
       // the next append reveals the gap.
       if (pr.state == ProgressState::kReplicate && pr.inflights.Full()) {
-        pr.inflights.FreeLE(pr.match + 1);
-        if (pr.inflights.Full()) pr.inflights.Reset();
+        pr.inflights.FreeFirstOne();
       }
       if (pr.match < log_.LastIndex()) SendAppend(m.from);
 

@@ -22,6 +22,10 @@ class Inflights {
   void Add(Index last_index, uint64_t bytes);
   // Frees every inflight append up to and including `to`.
   void FreeLE(Index to);
+  // Frees the oldest inflight append (one may have been lost).
+  void FreeFirstOne() {
+    if (!queue_.empty()) FreeLE(queue_.front().index);
+  }
   bool Full() const { return queue_.size() >= count_max_ || bytes_ >= bytes_max_; }
   size_t Count() const { return queue_.size(); }
   uint64_t Bytes() const { return bytes_; }

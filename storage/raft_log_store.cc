@@ -177,10 +177,12 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
                                 const std::optional<raft::Snapshot>& snapshot) {
   std::lock_guard lock(mu_);
   rocksdb::WriteBatch batch;
-  // What memory will look like once the batch is durable.
+  // What memory will look like once the batch is durable: the term cache is
+  // cut to `keep_terms` entries (after a snapshot, none), then extended.
   Index first = first_index_, last = last_index_;
   Term compacted_term = compacted_term_;
-  std::deque<Term> terms = terms_;
+  size_t keep_terms = terms_.size();
+  std::vector<Term> new_terms;
 
   if (snapshot) {
     const auto& md = snapshot->metadata;
@@ -191,7 +193,7 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
     first = md.index + 1;
     last = md.index;
     compacted_term = md.term;
-    terms.clear();
+    keep_terms = 0;
   }
   if (!entries.empty()) {
     size_t skip = 0;
@@ -205,14 +207,15 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
       if (start <= last) {
         // A conflicting suffix: drop it whole, even past the new entries' end.
         batch.DeleteRange(EntryKey(start), EntryKey(last + 1));
-        terms.resize(start - first);
+        keep_terms = std::min<size_t>(keep_terms, start - first);
       }
+      new_terms.reserve(entries.size() - skip);
       for (size_t i = skip; i < entries.size(); i++) {
         if (entries[i].index != start + (i - skip)) {
           return absl::InvalidArgumentError("raft log store: entries are not contiguous");
         }
         batch.Put(EntryKey(entries[i].index), EncodeEntryValue(entries[i]));
-        terms.push_back(entries[i].term);
+        new_terms.push_back(entries[i].term);
       }
       last = entries.back().index;
     }
@@ -227,7 +230,8 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
   first_index_ = first;
   last_index_ = last;
   compacted_term_ = compacted_term;
-  terms_ = std::move(terms);
+  terms_.resize(keep_terms);
+  terms_.insert(terms_.end(), new_terms.begin(), new_terms.end());
   if (snapshot) snapshot_ = *snapshot;
   if (hard_state) hard_state_ = *hard_state;
   return absl::OkStatus();
