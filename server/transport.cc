@@ -1,0 +1,627 @@
+#include "server/transport.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "server/config.h"
+#include "server/peer.grpc.pb.h"
+#include "server/raft_pb.h"
+
+namespace ganglion::server {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A snapshot may not list more files than this (a RocksDB checkpoint has tens).
+constexpr int kSnapshotFilesMax = 100000;
+
+// Rough wire size of a message, for batching; exactness does not matter.
+size_t ApproxBytes(const raft::Message& m) {
+  size_t n = 64 + m.context.size();
+  for (const raft::Entry& e : m.entries) n += 16 + e.data.size();
+  if (m.snapshot) n += m.snapshot->data.size() + 64;
+  return n;
+}
+
+std::string Hex(uint64_t v) { return absl::StrCat(absl::Hex(v)); }
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(const char* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+  std::string Final() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+bool PlainFileName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+// One outgoing link. The sender thread owns the stream; Send and Stop only
+// touch the queue and flags under mu.
+struct Transport::PeerLink {
+  raft::NodeId id = raft::kNoNode;
+  std::string address;                       // immutable
+  std::shared_ptr<grpc::Channel> channel;    // immutable, thread-safe
+  std::unique_ptr<peer::Peer::Stub> stub;    // immutable, thread-safe
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<raft::Message> queue;           // guarded by mu; size <= queue_messages_max
+  bool stopping = false;                     // guarded by mu
+  grpc::ClientContext* active = nullptr;     // guarded by mu: the open stream, for cancel
+  std::thread sender;                        // started once, joined by StopLink
+};
+
+struct Transport::SnapshotSend {
+  std::thread thread;
+  std::atomic<bool> finished{false};
+};
+
+// The receiving side: one handler call per incoming stream or transfer.
+class Transport::Service final : public peer::Peer::Service {
+ public:
+  explicit Service(Transport* t) : t_(t) {}
+
+  grpc::Status Stream(grpc::ServerContext* /*ctx*/,
+                      grpc::ServerReaderWriter<peer::StreamReply, peer::Frame>* stream) override {
+    const TransportOptions& o = t_->options_;
+    peer::Frame frame;
+    while (stream->Read(&frame)) {
+      if (grpc::Status s = CheckIds(frame.cluster_id(), frame.from_member_id(),
+                                    frame.to_member_id());
+          !s.ok()) {
+        return s;
+      }
+      std::vector<raft::Message> messages;
+      messages.reserve(frame.messages_size());
+      for (const peer::Message& pb : frame.messages()) {
+        auto m = FromProto(pb);
+        if (!m.ok()) {
+          t_->counters_.refused_frames++;
+          spdlog::error("peer frame refused reason=undecodable from={} error=\"{}\"",
+                        Hex(frame.from_member_id()), std::string(m.status().message()));
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              std::string(m.status().message()));
+        }
+        messages.push_back(*std::move(m));
+      }
+      t_->counters_.received_messages += messages.size();
+      if (o.on_messages && !messages.empty()) o.on_messages(std::move(messages));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SendSnapshot(grpc::ServerContext* ctx, grpc::ServerReader<peer::SnapshotChunk>* reader,
+                            peer::SnapshotReply* reply) override {
+    peer::SnapshotChunk chunk;
+    if (!reader->Read(&chunk) || !chunk.has_header()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "snapshot transfer must start with a header");
+    }
+    const peer::SnapshotChunk::Header header = chunk.header();
+    if (grpc::Status s =
+            CheckIds(header.cluster_id(), header.from_member_id(), header.to_member_id());
+        !s.ok()) {
+      return s;
+    }
+    auto message = FromProto(header.message());
+    if (!message.ok() || message->type != raft::MessageType::kSnap || !message->snapshot) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "snapshot transfer header does not carry a MsgSnap");
+    }
+    if (header.files_size() > kSnapshotFilesMax) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "too many snapshot files");
+    }
+    std::set<std::string> names;
+    for (const peer::SnapshotFile& f : header.files()) {
+      if (!PlainFileName(f.name()) || !names.insert(f.name()).second) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("bad snapshot file name \"", f.name(), "\""));
+      }
+    }
+
+    const std::string dir =
+        (fs::path(t_->options_.snapshot_dir) /
+         absl::StrCat("incoming-", message->snapshot->metadata.index, "-", Hex(message->from)))
+            .string();
+    uint64_t received_bytes = 0;
+    grpc::Status status = ReceiveFiles(ctx, reader, header, dir, &received_bytes);
+    if (!status.ok()) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+      spdlog::warn("snapshot receive failed from={} index={} error=\"{}\"", Hex(message->from),
+                   message->snapshot->metadata.index, status.error_message());
+      return status;
+    }
+    t_->counters_.snapshot_bytes_received += received_bytes;
+    spdlog::info("snapshot received from={} index={} files={} bytes={} dir={}",
+                 Hex(message->from), message->snapshot->metadata.index, header.files_size(),
+                 received_bytes, dir);
+    if (t_->options_.on_snapshot) t_->options_.on_snapshot(*std::move(message), dir);
+    reply->set_received_bytes(received_bytes);
+    return grpc::Status::OK;
+  }
+
+ private:
+  grpc::Status CheckIds(uint64_t cluster_id, uint64_t from, uint64_t to) {
+    const TransportOptions& o = t_->options_;
+    if (cluster_id != o.cluster_id) {
+      t_->counters_.refused_frames++;
+      spdlog::error("peer frame refused reason=cluster-id-mismatch local={} remote={} from={}",
+                    Hex(o.cluster_id), Hex(cluster_id), Hex(from));
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("cluster ID mismatch: local ", Hex(o.cluster_id),
+                                       ", remote ", Hex(cluster_id)));
+    }
+    if (to != o.self_id) {
+      t_->counters_.refused_frames++;
+      spdlog::error("peer frame refused reason=member-id-mismatch local={} addressed-to={} from={}",
+                    Hex(o.self_id), Hex(to), Hex(from));
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("member ID mismatch: this member is ", Hex(o.self_id),
+                                       ", frame is for ", Hex(to)));
+    }
+    return grpc::Status::OK;
+  }
+
+  // Writes every file of the transfer under dir (replacing an earlier
+  // attempt), checking order, sizes and SHA-256 sums, and syncs them.
+  grpc::Status ReceiveFiles(grpc::ServerContext* ctx,
+                            grpc::ServerReader<peer::SnapshotChunk>* reader,
+                            const peer::SnapshotChunk::Header& header, const std::string& dir,
+                            uint64_t* received_bytes) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("cannot create ", dir, ": ", ec.message()));
+    }
+    int file_index = 0;
+    int fd = -1;
+    uint64_t file_bytes = 0;
+    std::unique_ptr<Sha256> sha;
+    auto fail = [&](grpc::StatusCode code, std::string why) {
+      if (fd >= 0) ::close(fd);
+      return grpc::Status(code, std::move(why));
+    };
+    peer::SnapshotChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (!chunk.has_data() || file_index >= header.files_size() ||
+          chunk.data().file_index() != static_cast<uint32_t>(file_index)) {
+        return fail(grpc::StatusCode::INVALID_ARGUMENT, "snapshot chunk out of order");
+      }
+      const peer::SnapshotFile& file = header.files(file_index);
+      if (fd < 0) {
+        std::string path = (fs::path(dir) / file.name()).string();
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) return fail(grpc::StatusCode::INTERNAL, "cannot create " + path);
+        file_bytes = 0;
+        sha = std::make_unique<Sha256>();
+      }
+      const std::string& data = chunk.data().data();
+      file_bytes += data.size();
+      if (file_bytes > file.size_bytes()) {
+        return fail(grpc::StatusCode::DATA_LOSS, "snapshot file " + file.name() + " too long");
+      }
+      sha->Update(data.data(), data.size());
+      if (!WriteAll(fd, data)) return fail(grpc::StatusCode::INTERNAL, "write failed");
+      *received_bytes += data.size();
+      if (!chunk.data().last()) continue;
+      if (file_bytes != file.size_bytes() || sha->Final() != chunk.data().sha256()) {
+        return fail(grpc::StatusCode::DATA_LOSS,
+                    "snapshot file " + file.name() + " has the wrong size or checksum");
+      }
+      bool synced = ::fsync(fd) == 0;
+      ::close(fd);
+      fd = -1;
+      if (!synced) return fail(grpc::StatusCode::INTERNAL, "fsync failed");
+      file_index++;
+    }
+    if (ctx->IsCancelled()) return fail(grpc::StatusCode::CANCELLED, "snapshot transfer cancelled");
+    if (file_index != header.files_size()) {
+      return fail(grpc::StatusCode::DATA_LOSS, "snapshot transfer ended early");
+    }
+    if (!SyncDir(dir)) return fail(grpc::StatusCode::INTERNAL, "fsync of " + dir + " failed");
+    return grpc::Status::OK;
+  }
+
+  Transport* const t_;
+};
+
+Transport::Transport(TransportOptions options) : options_(std::move(options)) {}
+
+Transport::~Transport() { Stop(); }
+
+absl::Status Transport::Start() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopped_ || server_) return absl::FailedPreconditionError("transport already started");
+  if (!options_.snapshot_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(options_.snapshot_dir, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("cannot create ", options_.snapshot_dir, ": ", ec.message()));
+    }
+  }
+  service_ = std::make_unique<Service>(this);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen_addr, grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options_.frame_bytes_max));
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen_addr));
+  }
+  spdlog::info("peer transport listening member={} addr={} port={}", Hex(options_.self_id),
+               options_.listen_addr, port_);
+  return absl::OkStatus();
+}
+
+absl::Status Transport::AddPeer(raft::NodeId id, const std::string& url) {
+  auto parsed = ParseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  auto link = std::make_shared<PeerLink>();
+  link->id = id;
+  link->address = parsed->HostPort();
+  grpc::ChannelArguments args;
+  // gRPC's own reconnect backoff, kept within ours so a restarted peer is
+  // seen within reconnect_backoff_max.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+              static_cast<int>(options_.reconnect_backoff_min.count()));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+              static_cast<int>(options_.reconnect_backoff_min.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(options_.reconnect_backoff_max.count()));
+  args.SetMaxSendMessageSize(static_cast<int>(options_.frame_bytes_max));
+  link->channel =
+      grpc::CreateCustomChannel(link->address, grpc::InsecureChannelCredentials(), args);
+  link->stub = peer::Peer::NewStub(link->channel);
+
+  std::shared_ptr<PeerLink> old;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopped_) return absl::FailedPreconditionError("transport stopped");
+    auto it = peers_.find(id);
+    if (it != peers_.end()) old = std::move(it->second);
+    peers_[id] = link;
+    link->sender = std::thread([this, link] { RunSender(link); });
+  }
+  if (old) StopLink(*old);
+  spdlog::info("peer added member={} peer={} addr={}", Hex(options_.self_id), Hex(id),
+               link->address);
+  return absl::OkStatus();
+}
+
+void Transport::RemovePeer(raft::NodeId id) {
+  std::shared_ptr<PeerLink> link;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    link = std::move(it->second);
+    peers_.erase(it);
+  }
+  StopLink(*link);
+  spdlog::info("peer removed member={} peer={}", Hex(options_.self_id), Hex(id));
+}
+
+void Transport::StopLink(PeerLink& link) {
+  {
+    std::lock_guard<std::mutex> l(link.mu);
+    link.stopping = true;
+    if (link.active != nullptr) link.active->TryCancel();
+    link.queue.clear();
+  }
+  link.cv.notify_all();
+  if (link.sender.joinable()) link.sender.join();
+}
+
+void Transport::Send(std::vector<raft::Message> messages) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (raft::Message& m : messages) {
+    auto it = peers_.find(m.to);
+    if (it == peers_.end()) {
+      counters_.dropped_messages++;
+      continue;
+    }
+    PeerLink& link = *it->second;
+    {
+      std::lock_guard<std::mutex> ll(link.mu);
+      if (link.stopping || link.queue.size() >= options_.queue_messages_max) {
+        counters_.dropped_messages++;
+        continue;
+      }
+      link.queue.push_back(std::move(m));
+    }
+    link.cv.notify_one();
+  }
+}
+
+void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
+  auto backoff = options_.reconnect_backoff_min;
+  bool failing = false;  // the previous stream attempt failed
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(link->mu);
+      link->cv.wait(l, [&] { return link->stopping || !link->queue.empty(); });
+      if (link->stopping) return;
+    }
+    grpc::ClientContext ctx;
+    {
+      std::lock_guard<std::mutex> l(link->mu);
+      if (link->stopping) return;
+      link->active = &ctx;
+    }
+    auto stream = link->stub->Stream(&ctx);
+    bool wrote_any = false;
+    for (;;) {
+      std::vector<raft::Message> batch;
+      {
+        std::unique_lock<std::mutex> l(link->mu);
+        link->cv.wait(l, [&] { return link->stopping || !link->queue.empty(); });
+        if (link->stopping) break;
+        size_t bytes = 0;
+        while (!link->queue.empty() && (batch.empty() || bytes < options_.batch_bytes_max)) {
+          bytes += ApproxBytes(link->queue.front());
+          batch.push_back(std::move(link->queue.front()));
+          link->queue.pop_front();
+        }
+      }
+      peer::Frame frame;
+      frame.set_cluster_id(options_.cluster_id);
+      frame.set_from_member_id(options_.self_id);
+      frame.set_to_member_id(link->id);
+      for (const raft::Message& m : batch) ToProto(m, frame.add_messages());
+      if (!stream->Write(frame)) {
+        counters_.dropped_messages += batch.size();
+        break;
+      }
+      counters_.sent_messages += batch.size();
+      if (!wrote_any && failing) {
+        counters_.reconnects++;
+        spdlog::info("peer stream reconnected member={} peer={}", Hex(options_.self_id),
+                     Hex(link->id));
+      }
+      wrote_any = true;
+      failing = false;
+      backoff = options_.reconnect_backoff_min;
+    }
+    bool stopping;
+    {
+      std::lock_guard<std::mutex> l(link->mu);
+      link->active = nullptr;
+      stopping = link->stopping;
+    }
+    if (stopping) ctx.TryCancel();
+    grpc::Status status = stream->Finish();
+    if (stopping) return;
+
+    counters_.stream_failures++;
+    if (!failing) {
+      spdlog::warn("peer stream failed member={} peer={} addr={} code={} error=\"{}\"",
+                   Hex(options_.self_id), Hex(link->id), link->address,
+                   static_cast<int>(status.error_code()), status.error_message());
+    }
+    failing = true;
+    if (options_.on_unreachable) options_.on_unreachable(link->id);
+    std::unique_lock<std::mutex> l(link->mu);
+    link->cv.wait_for(l, backoff, [&] { return link->stopping; });
+    if (link->stopping) return;
+    backoff = std::min(backoff * 2, options_.reconnect_backoff_max);
+  }
+}
+
+void Transport::SendSnapshot(const raft::Message& m, const std::string& checkpoint_dir,
+                             std::function<void(bool ok)> done) {
+  std::vector<std::unique_ptr<SnapshotSend>> finished;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    // Reap transfers that have ended, so the list stays bounded.
+    for (auto it = snapshot_sends_.begin(); it != snapshot_sends_.end();) {
+      if ((*it)->finished) {
+        finished.push_back(std::move(*it));
+        it = snapshot_sends_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto peer = peers_.find(m.to);
+    bool can_start = !stopped_ && peer != peers_.end() &&
+                     snapshot_sends_.size() < options_.snapshot_sends_max &&
+                     m.type == raft::MessageType::kSnap && m.snapshot.has_value();
+    if (can_start) {
+      auto send = std::make_unique<SnapshotSend>();
+      SnapshotSend* raw = send.get();
+      send->thread = std::thread([this, link = peer->second, m, checkpoint_dir,
+                                  done = std::move(done), raw]() mutable {
+        RunSnapshotSend(std::move(link), std::move(m), std::move(checkpoint_dir), std::move(done));
+        raw->finished = true;
+      });
+      snapshot_sends_.push_back(std::move(send));
+      done = nullptr;
+    }
+  }
+  for (auto& f : finished) f->thread.join();
+  if (done) {
+    counters_.snapshots_failed++;
+    spdlog::warn("snapshot not sent member={} peer={} reason=cannot-start", Hex(options_.self_id),
+                 Hex(m.to));
+    done(false);
+  }
+}
+
+void Transport::RunSnapshotSend(std::shared_ptr<PeerLink> link, raft::Message m, std::string dir,
+                                std::function<void(bool)> done) {
+  const uint64_t index = m.snapshot->metadata.index;
+  std::vector<std::pair<std::string, uint64_t>> files;  // name, size
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file()) files.emplace_back(e.path().filename().string(), e.file_size());
+  }
+  std::sort(files.begin(), files.end());
+  bool ok = !ec;
+  std::string error = ec ? "cannot list " + dir + ": " + ec.message() : "";
+  uint64_t sent_bytes = 0;
+
+  grpc::ClientContext ctx;
+  peer::SnapshotReply reply;
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    if (snapshot_stopping_) {
+      ok = false;
+      error = "transport stopping";
+    }
+    if (ok) snapshot_contexts_.push_back(&ctx);
+  }
+  if (ok) {
+    auto writer = link->stub->SendSnapshot(&ctx, &reply);
+    peer::SnapshotChunk head;
+    peer::SnapshotChunk::Header* h = head.mutable_header();
+    h->set_cluster_id(options_.cluster_id);
+    h->set_from_member_id(options_.self_id);
+    h->set_to_member_id(link->id);
+    ToProto(m, h->mutable_message());
+    for (const auto& [name, size] : files) {
+      peer::SnapshotFile* f = h->add_files();
+      f->set_name(name);
+      f->set_size_bytes(size);
+    }
+    ok = writer->Write(head);
+    std::string buffer(options_.snapshot_chunk_bytes, '\0');
+    for (size_t i = 0; ok && i < files.size(); i++) {
+      const auto& [name, size] = files[i];
+      std::ifstream in(fs::path(dir) / name, std::ios::binary);
+      Sha256 sha;
+      uint64_t file_sent = 0;
+      do {
+        size_t want = static_cast<size_t>(
+            std::min<uint64_t>(buffer.size(), size - file_sent));
+        in.read(buffer.data(), static_cast<std::streamsize>(want));
+        if (static_cast<size_t>(in.gcount()) != want) {
+          ok = false;
+          error = "short read of " + name;
+          break;
+        }
+        sha.Update(buffer.data(), want);
+        file_sent += want;
+        peer::SnapshotChunk chunk;
+        peer::SnapshotChunk::Data* d = chunk.mutable_data();
+        d->set_file_index(static_cast<uint32_t>(i));
+        d->set_data(buffer.data(), want);
+        if (file_sent == size) {
+          d->set_last(true);
+          d->set_sha256(sha.Final());
+        }
+        ok = writer->Write(chunk);
+        if (ok) sent_bytes += want;
+      } while (ok && file_sent < size);
+    }
+    if (ok) ok = writer->WritesDone();
+    if (!ok) ctx.TryCancel();  // a local failure must not look complete to the receiver
+    grpc::Status status = writer->Finish();
+    if (!status.ok()) {
+      ok = false;
+      if (error.empty()) error = status.error_message();
+    }
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    std::erase(snapshot_contexts_, &ctx);
+  }
+  counters_.snapshot_bytes_sent += sent_bytes;
+  if (ok) {
+    counters_.snapshots_sent++;
+    spdlog::info("snapshot sent member={} peer={} index={} files={} bytes={}",
+                 Hex(options_.self_id), Hex(link->id), index, files.size(), sent_bytes);
+  } else {
+    counters_.snapshots_failed++;
+    spdlog::warn("snapshot send failed member={} peer={} index={} error=\"{}\"",
+                 Hex(options_.self_id), Hex(link->id), index, error);
+  }
+  if (done) done(ok);
+}
+
+void Transport::Stop() {
+  std::map<raft::NodeId, std::shared_ptr<PeerLink>> peers;
+  std::vector<std::unique_ptr<SnapshotSend>> sends;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    peers.swap(peers_);
+    sends.swap(snapshot_sends_);
+  }
+  for (auto& [id, link] : peers) StopLink(*link);
+  {
+    std::lock_guard<std::mutex> l(snapshot_mu_);
+    snapshot_stopping_ = true;
+    for (grpc::ClientContext* ctx : snapshot_contexts_) ctx->TryCancel();
+  }
+  for (auto& s : sends) s->thread.join();
+  if (server_) {
+    // A deadline already past: cancel every incoming stream now.
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+  }
+}
+
+TransportMetrics Transport::metrics() const {
+  TransportMetrics m;
+  m.sent_messages = counters_.sent_messages;
+  m.dropped_messages = counters_.dropped_messages;
+  m.stream_failures = counters_.stream_failures;
+  m.reconnects = counters_.reconnects;
+  m.received_messages = counters_.received_messages;
+  m.refused_frames = counters_.refused_frames;
+  m.snapshot_bytes_sent = counters_.snapshot_bytes_sent;
+  m.snapshot_bytes_received = counters_.snapshot_bytes_received;
+  m.snapshots_sent = counters_.snapshots_sent;
+  m.snapshots_failed = counters_.snapshots_failed;
+  return m;
+}
+
+}  // namespace ganglion::server

@@ -1,0 +1,139 @@
+// The Raft peer transport: carries raft::Messages between the members of one
+// cluster over gRPC (service ganglion.peer.Peer), and streams snapshot
+// checkpoints to followers. It never interprets messages beyond routing by
+// `to`, never blocks the raft loop (Send only enqueues), and never delivers
+// a frame from another cluster. Delivery is best effort: Raft retransmits,
+// so a full queue or a broken stream drops messages and counts them.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "raft/types.h"
+
+namespace grpc {
+class Server;
+class ClientContext;
+}  // namespace grpc
+
+namespace ganglion::server {
+
+struct TransportOptions {
+  raft::NodeId self_id = raft::kNoNode;
+  uint64_t cluster_id = 0;
+  // host:port to serve peers on; port 0 picks a free one (see port()).
+  std::string listen_addr;
+  // Incoming snapshots are written to <snapshot_dir>/incoming-<index>-<from>.
+  std::string snapshot_dir;
+
+  // Called from gRPC server threads, one call per received frame, in order
+  // per sending peer; calls for different peers may run concurrently.
+  std::function<void(std::vector<raft::Message>)> on_messages;
+  // Called once a snapshot's files are all on disk and verified. The
+  // directory then belongs to the callee.
+  std::function<void(raft::Message, std::string dir)> on_snapshot;
+  // Called from a peer's sender thread when a stream to it fails or cannot
+  // be opened (at most once per reconnect attempt).
+  std::function<void(raft::NodeId)> on_unreachable;
+
+  size_t queue_messages_max = 4096;                 // per peer; beyond it Send drops
+  size_t batch_bytes_max = 4 * 1024 * 1024;         // one frame; at least one message
+  size_t frame_bytes_max = 64 * 1024 * 1024;        // largest frame the server accepts
+  size_t snapshot_chunk_bytes = 1024 * 1024;
+  size_t snapshot_sends_max = 4;                    // concurrent outgoing transfers
+  std::chrono::milliseconds reconnect_backoff_min{50};
+  std::chrono::milliseconds reconnect_backoff_max{2000};
+};
+
+struct TransportMetrics {
+  uint64_t sent_messages = 0;       // written to a peer stream
+  uint64_t dropped_messages = 0;    // queue full, unknown peer, or lost with a failed stream
+  uint64_t stream_failures = 0;     // streams that broke or could not be opened
+  uint64_t reconnects = 0;          // streams opened after a failure
+  uint64_t received_messages = 0;
+  uint64_t refused_frames = 0;      // wrong cluster or member id, undecodable
+  uint64_t snapshot_bytes_sent = 0;
+  uint64_t snapshot_bytes_received = 0;
+  uint64_t snapshots_sent = 0;
+  uint64_t snapshots_failed = 0;    // outgoing transfers that ended with done(false)
+};
+
+class Transport {
+ public:
+  explicit Transport(TransportOptions options);
+  ~Transport();  // Stop()s
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Starts serving peers. Fails if the address cannot be bound.
+  absl::Status Start();
+  // The bound port (valid after Start).
+  int port() const { return port_; }
+
+  // url: http(s)://host:port of the peer's --listen-peer-urls (TLS is not
+  // implemented yet: https is dialled in plain text). Replaces an earlier
+  // address for the same id.
+  absl::Status AddPeer(raft::NodeId id, const std::string& url);
+  void RemovePeer(raft::NodeId id);
+
+  // Enqueues each message for its `to` peer; never blocks on the network.
+  void Send(std::vector<raft::Message> messages);
+  // Streams a MsgSnap plus the regular files of checkpoint_dir to m.to on its
+  // own call. done(ok) runs exactly once, from a transport thread (or inline
+  // if the transfer cannot start); ok means the receiver verified every file
+  // and accepted the snapshot.
+  void SendSnapshot(const raft::Message& m, const std::string& checkpoint_dir,
+                    std::function<void(bool ok)> done);
+
+  // Cancels every stream and transfer and joins every thread. Idempotent.
+  void Stop();
+
+  TransportMetrics metrics() const;
+
+ private:
+  struct PeerLink;
+  struct SnapshotSend;
+  class Service;
+
+  void RunSender(const std::shared_ptr<PeerLink>& link);
+  void RunSnapshotSend(std::shared_ptr<PeerLink> link, raft::Message m, std::string dir,
+                       std::function<void(bool)> done);
+  static void StopLink(PeerLink& link);
+
+  const TransportOptions options_;
+  int port_ = 0;  // written once by Start
+
+  // Set by Start under mu_ while !stopped_; Stop uses them only after it set
+  // stopped_, so they never change while Stop reads them.
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+
+  mutable std::mutex mu_;  // lock order: mu_ before any PeerLink::mu or snapshot_mu_
+  std::map<raft::NodeId, std::shared_ptr<PeerLink>> peers_;       // guarded by mu_
+  std::vector<std::unique_ptr<SnapshotSend>> snapshot_sends_;     // guarded by mu_
+  bool stopped_ = false;                                          // guarded by mu_
+
+  // Guards snapshot_contexts_ and snapshot_stopping_: the client contexts of
+  // transfers in flight, so Stop can cancel them.
+  std::mutex snapshot_mu_;
+  std::vector<grpc::ClientContext*> snapshot_contexts_;
+  bool snapshot_stopping_ = false;
+
+  struct Counters {
+    std::atomic<uint64_t> sent_messages{0}, dropped_messages{0}, stream_failures{0},
+        reconnects{0}, received_messages{0}, refused_frames{0}, snapshot_bytes_sent{0},
+        snapshot_bytes_received{0}, snapshots_sent{0}, snapshots_failed{0};
+  };
+  Counters counters_;  // lock-free
+};
+
+}  // namespace ganglion::server
