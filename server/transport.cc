@@ -93,6 +93,7 @@ struct Transport::PeerLink {
   std::deque<raft::Message> queue;           // guarded by mu; size <= queue_messages_max
   bool stopping = false;                     // guarded by mu
   grpc::ClientContext* active = nullptr;     // guarded by mu: the open stream, for cancel
+  bool stream_ended = false;                 // guarded by mu: the open stream's reader saw its end
   std::thread sender;                        // started once, joined by StopLink
 };
 
@@ -399,13 +400,27 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
       link->active = &ctx;
     }
     auto stream = link->stub->Stream(&ctx);
+    // The receiver never replies, so Read returns only when the stream ends:
+    // a dead peer is noticed at once, not at the next Write, and queued
+    // messages wait for the next stream instead of being written into a
+    // broken one.
+    std::thread reader([&] {
+      peer::StreamReply ignored;
+      while (stream->Read(&ignored)) {
+      }
+      std::lock_guard<std::mutex> l(link->mu);
+      link->stream_ended = true;
+      link->cv.notify_all();
+    });
     bool wrote_any = false;
     for (;;) {
       std::vector<raft::Message> batch;
       {
         std::unique_lock<std::mutex> l(link->mu);
-        link->cv.wait(l, [&] { return link->stopping || !link->queue.empty(); });
-        if (link->stopping) break;
+        link->cv.wait(l, [&] {
+          return link->stopping || link->stream_ended || !link->queue.empty();
+        });
+        if (link->stopping || link->stream_ended) break;
         size_t bytes = 0;
         while (!link->queue.empty() && (batch.empty() || bytes < options_.batch_bytes_max)) {
           bytes += ApproxBytes(link->queue.front());
@@ -432,13 +447,17 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
       failing = false;
       backoff = options_.reconnect_backoff_min;
     }
+    // Whatever ended the loop, the call is over for us: cancel it (a no-op
+    // if it already ended) so the reader returns, then collect the status.
+    ctx.TryCancel();
+    reader.join();
     bool stopping;
     {
       std::lock_guard<std::mutex> l(link->mu);
       link->active = nullptr;
+      link->stream_ended = false;
       stopping = link->stopping;
     }
-    if (stopping) ctx.TryCancel();
     grpc::Status status = stream->Finish();
     if (stopping) return;
 
