@@ -147,22 +147,21 @@ absl::Status Validate(ServerConfig& c, bool advertise_client_unset) {
     return absl::InvalidArgumentError("--election-timeout must be >0 (set to 0ms)");
   }
   if (5 * c.heartbeat_interval_ms > c.election_timeout_ms) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--election-timeout[", c.election_timeout_ms,
-        "ms] should be at least as 5 times as --heartbeat-interval[", c.heartbeat_interval_ms,
-        "ms]"));
-  }
-  if (c.election_timeout_ms > kMaxElectionTimeoutMs) {
     return absl::InvalidArgumentError(
         absl::StrCat("--election-timeout[", c.election_timeout_ms,
-                     "ms] is too long, and should be set less than ", kMaxElectionTimeoutMs, "ms"));
+                     "ms] should be at least as 5 times as --heartbeat-interval[",
+                     c.heartbeat_interval_ms, "ms]"));
+  }
+  if (c.election_timeout_ms > kMaxElectionTimeoutMs) {
+    return absl::InvalidArgumentError(absl::StrCat("--election-timeout[", c.election_timeout_ms,
+                                                   "ms] is too long, and should be set less than ",
+                                                   kMaxElectionTimeoutMs, "ms"));
   }
   if (advertise_client_unset) {
     return absl::InvalidArgumentError(
         "--advertise-client-urls is required when --listen-client-urls is set explicitly");
   }
-  static const std::set<std::string> kLevels = {"debug", "info",  "warn",
-                                                "error", "panic", "fatal"};
+  static const std::set<std::string> kLevels = {"debug", "info", "warn", "error", "panic", "fatal"};
   if (!kLevels.contains(c.log_level)) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown log-level \"", c.log_level,
@@ -173,8 +172,8 @@ absl::Status Validate(ServerConfig& c, bool advertise_client_unset) {
   if (!cluster.ok()) return cluster.status();
   auto local = cluster->find(c.name);
   if (local == cluster->end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "couldn't find local name \"", c.name, "\" in the initial cluster configuration"));
+    return absl::InvalidArgumentError(absl::StrCat("couldn't find local name \"", c.name,
+                                                   "\" in the initial cluster configuration"));
   }
   if (c.IsNewCluster()) {
     // The URLs this member advertises must be exactly its --initial-cluster entry.
@@ -194,10 +193,10 @@ absl::Status Validate(ServerConfig& c, bool advertise_client_unset) {
       if (!in_cluster.contains(u)) missing.push_back(u);
     }
     if (!missing.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--initial-advertise-peer-urls has ", absl::StrJoin(missing, ","),
-          " but missing from --initial-cluster=",
-          DescribeUrlsMap({{c.name, c.initial_advertise_peer_urls}})));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--initial-advertise-peer-urls has ", absl::StrJoin(missing, ","),
+                       " but missing from --initial-cluster=",
+                       DescribeUrlsMap({{c.name, c.initial_advertise_peer_urls}})));
     }
   }
   std::set<std::string> seen_urls;
@@ -235,7 +234,9 @@ absl::Status Validate(ServerConfig& c, bool advertise_client_unset) {
 
 }  // namespace
 
-std::string Url::ToString() const { return absl::StrCat(scheme, "://", HostPort()); }
+std::string Url::ToString() const {
+  return absl::StrCat(scheme, "://", HostPort());
+}
 
 std::string Url::HostPort() const {
   if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
@@ -248,13 +249,11 @@ absl::StatusOr<Url> ParseUrl(const std::string& text) {
   Url u;
   size_t sep = in.find("://");
   if (sep == absl::string_view::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("URL scheme must be http or https: ", shown));
+    return absl::InvalidArgumentError(absl::StrCat("URL scheme must be http or https: ", shown));
   }
   u.scheme = std::string(in.substr(0, sep));
   if (u.scheme != "http" && u.scheme != "https") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("URL scheme must be http or https: ", shown));
+    return absl::InvalidArgumentError(absl::StrCat("URL scheme must be http or https: ", shown));
   }
   absl::string_view rest = in.substr(sep + 3);
   size_t slash = rest.find_first_of("/?#");
@@ -338,8 +337,7 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
     if (arg == "--" || arg.size() < 2 || arg[0] != '-') {
       size_t first = arg == "--" ? i + 1 : i;
       if (first >= args.size()) break;
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", args[first], "' is not a valid flag"));
+      return absl::InvalidArgumentError(absl::StrCat("'", args[first], "' is not a valid flag"));
     }
     absl::string_view body = arg;
     body.remove_prefix(absl::StartsWith(body, "--") ? 2 : 1);
@@ -372,8 +370,8 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
     switch (spec->kind) {
       case FlagKind::kBool: {
         bool b;
-        if (value == "true" || value == "1" || value == "t" || value == "TRUE" ||
-            value == "True" || value == "T") {
+        if (value == "true" || value == "1" || value == "t" || value == "TRUE" || value == "True" ||
+            value == "T") {
           b = true;
         } else if (value == "false" || value == "0" || value == "f" || value == "FALSE" ||
                    value == "False" || value == "F") {

@@ -23,8 +23,7 @@ std::vector<std::string> Strings(const std::vector<Url>& urls) {
 
 // The three-member cluster every test below starts from.
 Args ThreeMembers(const std::string& name, const std::string& port) {
-  return {"--name=" + name,
-          "--initial-advertise-peer-urls=http://127.0.0.1:" + port,
+  return {"--name=" + name, "--initial-advertise-peer-urls=http://127.0.0.1:" + port,
           "--initial-cluster-token=tok",
           "--initial-cluster=a=http://127.0.0.1:12380,b=http://127.0.0.1:22380,"
           "c=http://127.0.0.1:32380"};
@@ -129,8 +128,9 @@ TEST(ConfigTest, HelpAndVersionSkipValidation) {
 }
 
 TEST(ConfigTest, ArgcArgvForm) {
-  const char* argv[] = {"ganglion", "--name", "x", "--initial-cluster", "x=http://h:1",
-                        "--initial-advertise-peer-urls", "http://h:1"};
+  const char* argv[] = {"ganglion",          "--name",       "x",
+                        "--initial-cluster", "x=http://h:1", "--initial-advertise-peer-urls",
+                        "http://h:1"};
   auto c = ParseFlags(7, const_cast<char**>(argv));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->name, "x");
@@ -281,9 +281,8 @@ TEST(ConfigTest, EveryMemberDerivesTheSameIds) {
   const uint64_t a = 15429915573580438332ull, b = 1259761490123835750ull,
                  c = 14590032085621120027ull, cluster = 17857285563427398504ull;
   std::map<std::string, uint64_t> expected = {{"a", a}, {"b", b}, {"c", c}};
-  for (const auto& [name, port] :
-       std::vector<std::pair<std::string, std::string>>{{"a", "12380"}, {"b", "22380"},
-                                                        {"c", "32380"}}) {
+  for (const auto& [name, port] : std::vector<std::pair<std::string, std::string>>{
+           {"a", "12380"}, {"b", "22380"}, {"c", "32380"}}) {
     auto cfg = ParseFlags(ThreeMembers(name, port));
     ASSERT_TRUE(cfg.ok()) << cfg.status();
     EXPECT_EQ(cfg->member_id, expected[name]);
@@ -297,7 +296,8 @@ TEST(ConfigTest, EveryMemberDerivesTheSameIds) {
   // Order in the flag does not matter; the token does.
   Args reordered = ThreeMembers("a", "12380");
   reordered[3] =
-      "--initial-cluster=c=http://127.0.0.1:32380,a=http://127.0.0.1:12380,b=http://127.0.0.1:22380";
+      "--initial-cluster=c=http://127.0.0.1:32380,a=http://127.0.0.1:12380,b=http://"
+      "127.0.0.1:22380";
   EXPECT_EQ(ParseFlags(reordered)->cluster_id, cluster);
   Args other_token = ThreeMembers("a", "12380");
   other_token[2] = "--initial-cluster-token=tok2";

@@ -34,7 +34,9 @@ size_t ApproxBytes(const raft::Message& m) {
   return n;
 }
 
-std::string Hex(uint64_t v) { return absl::StrCat(absl::Hex(v)); }
+std::string Hex(uint64_t v) {
+  return absl::StrCat(absl::Hex(v));
+}
 
 class Sha256 {
  public:
@@ -84,17 +86,17 @@ bool SyncDir(const std::string& dir) {
 // touch the queue and flags under mu.
 struct Transport::PeerLink {
   raft::NodeId id = raft::kNoNode;
-  std::string address;                       // immutable
-  std::shared_ptr<grpc::Channel> channel;    // immutable, thread-safe
-  std::unique_ptr<peer::Peer::Stub> stub;    // immutable, thread-safe
+  std::string address;                     // immutable
+  std::shared_ptr<grpc::Channel> channel;  // immutable, thread-safe
+  std::unique_ptr<peer::Peer::Stub> stub;  // immutable, thread-safe
 
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<raft::Message> queue;           // guarded by mu; size <= queue_messages_max
-  bool stopping = false;                     // guarded by mu
-  grpc::ClientContext* active = nullptr;     // guarded by mu: the open stream, for cancel
-  bool stream_ended = false;                 // guarded by mu: the open stream's reader saw its end
-  std::thread sender;                        // started once, joined by StopLink
+  std::deque<raft::Message> queue;        // guarded by mu; size <= queue_messages_max
+  bool stopping = false;                  // guarded by mu
+  grpc::ClientContext* active = nullptr;  // guarded by mu: the open stream, for cancel
+  bool stream_ended = false;              // guarded by mu: the open stream's reader saw its end
+  std::thread sender;                     // started once, joined by StopLink
 };
 
 struct Transport::SnapshotSend {
@@ -112,8 +114,8 @@ class Transport::Service final : public peer::Peer::Service {
     const TransportOptions& o = t_->options_;
     peer::Frame frame;
     while (stream->Read(&frame)) {
-      if (grpc::Status s = CheckIds(frame.cluster_id(), frame.from_member_id(),
-                                    frame.to_member_id());
+      if (grpc::Status s =
+              CheckIds(frame.cluster_id(), frame.from_member_id(), frame.to_member_id());
           !s.ok()) {
         return s;
       }
@@ -136,7 +138,8 @@ class Transport::Service final : public peer::Peer::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status SendSnapshot(grpc::ServerContext* ctx, grpc::ServerReader<peer::SnapshotChunk>* reader,
+  grpc::Status SendSnapshot(grpc::ServerContext* ctx,
+                            grpc::ServerReader<peer::SnapshotChunk>* reader,
                             peer::SnapshotReply* reply) override {
     peer::SnapshotChunk chunk;
     if (!reader->Read(&chunk) || !chunk.has_header()) {
@@ -179,9 +182,8 @@ class Transport::Service final : public peer::Peer::Service {
       return status;
     }
     t_->counters_.snapshot_bytes_received += received_bytes;
-    spdlog::info("snapshot received from={} index={} files={} bytes={} dir={}",
-                 Hex(message->from), message->snapshot->metadata.index, header.files_size(),
-                 received_bytes, dir);
+    spdlog::info("snapshot received from={} index={} files={} bytes={} dir={}", Hex(message->from),
+                 message->snapshot->metadata.index, header.files_size(), received_bytes, dir);
     if (t_->options_.on_snapshot) t_->options_.on_snapshot(*std::move(message), dir);
     reply->set_received_bytes(received_bytes);
     return grpc::Status::OK;
@@ -276,7 +278,9 @@ class Transport::Service final : public peer::Peer::Service {
 
 Transport::Transport(TransportOptions options) : options_(std::move(options)) {}
 
-Transport::~Transport() { Stop(); }
+Transport::~Transport() {
+  Stop();
+}
 
 absl::Status Transport::Start() {
   std::lock_guard<std::mutex> l(mu_);
@@ -417,9 +421,8 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
       std::vector<raft::Message> batch;
       {
         std::unique_lock<std::mutex> l(link->mu);
-        link->cv.wait(l, [&] {
-          return link->stopping || link->stream_ended || !link->queue.empty();
-        });
+        link->cv.wait(l,
+                      [&] { return link->stopping || link->stream_ended || !link->queue.empty(); });
         if (link->stopping || link->stream_ended) break;
         size_t bytes = 0;
         while (!link->queue.empty() && (batch.empty() || bytes < options_.batch_bytes_max)) {
@@ -559,8 +562,7 @@ void Transport::RunSnapshotSend(std::shared_ptr<PeerLink> link, raft::Message m,
       Sha256 sha;
       uint64_t file_sent = 0;
       do {
-        size_t want = static_cast<size_t>(
-            std::min<uint64_t>(buffer.size(), size - file_sent));
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size - file_sent));
         in.read(buffer.data(), static_cast<std::streamsize>(want));
         if (static_cast<size_t>(in.gcount()) != want) {
           ok = false;

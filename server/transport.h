@@ -45,26 +45,26 @@ struct TransportOptions {
   // be opened (at most once per reconnect attempt).
   std::function<void(raft::NodeId)> on_unreachable;
 
-  size_t queue_messages_max = 4096;                 // per peer; beyond it Send drops
-  size_t batch_bytes_max = 4 * 1024 * 1024;         // one frame; at least one message
-  size_t frame_bytes_max = 64 * 1024 * 1024;        // largest frame the server accepts
+  size_t queue_messages_max = 4096;           // per peer; beyond it Send drops
+  size_t batch_bytes_max = 4 * 1024 * 1024;   // one frame; at least one message
+  size_t frame_bytes_max = 64 * 1024 * 1024;  // largest frame the server accepts
   size_t snapshot_chunk_bytes = 1024 * 1024;
-  size_t snapshot_sends_max = 4;                    // concurrent outgoing transfers
+  size_t snapshot_sends_max = 4;  // concurrent outgoing transfers
   std::chrono::milliseconds reconnect_backoff_min{50};
   std::chrono::milliseconds reconnect_backoff_max{2000};
 };
 
 struct TransportMetrics {
-  uint64_t sent_messages = 0;       // written to a peer stream
-  uint64_t dropped_messages = 0;    // queue full, unknown peer, or lost with a failed stream
-  uint64_t stream_failures = 0;     // streams that broke or could not be opened
-  uint64_t reconnects = 0;          // streams opened after a failure
+  uint64_t sent_messages = 0;     // written to a peer stream
+  uint64_t dropped_messages = 0;  // queue full, unknown peer, or lost with a failed stream
+  uint64_t stream_failures = 0;   // streams that broke or could not be opened
+  uint64_t reconnects = 0;        // streams opened after a failure
   uint64_t received_messages = 0;
-  uint64_t refused_frames = 0;      // wrong cluster or member id, undecodable
+  uint64_t refused_frames = 0;  // wrong cluster or member id, undecodable
   uint64_t snapshot_bytes_sent = 0;
   uint64_t snapshot_bytes_received = 0;
   uint64_t snapshots_sent = 0;
-  uint64_t snapshots_failed = 0;    // outgoing transfers that ended with done(false)
+  uint64_t snapshots_failed = 0;  // outgoing transfers that ended with done(false)
 };
 
 class Transport {
@@ -118,9 +118,9 @@ class Transport {
   std::unique_ptr<grpc::Server> server_;
 
   mutable std::mutex mu_;  // lock order: mu_ before any PeerLink::mu or snapshot_mu_
-  std::map<raft::NodeId, std::shared_ptr<PeerLink>> peers_;       // guarded by mu_
-  std::vector<std::unique_ptr<SnapshotSend>> snapshot_sends_;     // guarded by mu_
-  bool stopped_ = false;                                          // guarded by mu_
+  std::map<raft::NodeId, std::shared_ptr<PeerLink>> peers_;    // guarded by mu_
+  std::vector<std::unique_ptr<SnapshotSend>> snapshot_sends_;  // guarded by mu_
+  bool stopped_ = false;                                       // guarded by mu_
 
   // Guards snapshot_contexts_ and snapshot_stopping_: the client contexts of
   // transfers in flight, so Stop can cancel them.
@@ -129,9 +129,9 @@ class Transport {
   bool snapshot_stopping_ = false;
 
   struct Counters {
-    std::atomic<uint64_t> sent_messages{0}, dropped_messages{0}, stream_failures{0},
-        reconnects{0}, received_messages{0}, refused_frames{0}, snapshot_bytes_sent{0},
-        snapshot_bytes_received{0}, snapshots_sent{0}, snapshots_failed{0};
+    std::atomic<uint64_t> sent_messages{0}, dropped_messages{0}, stream_failures{0}, reconnects{0},
+        received_messages{0}, refused_frames{0}, snapshot_bytes_sent{0}, snapshot_bytes_received{0},
+        snapshots_sent{0}, snapshots_failed{0};
   };
   Counters counters_;  // lock-free
 };

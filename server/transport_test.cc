@@ -67,7 +67,9 @@ bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds tim
   return done();
 }
 
-std::string Url(int port) { return "http://127.0.0.1:" + std::to_string(port); }
+std::string Url(int port) {
+  return "http://127.0.0.1:" + std::to_string(port);
+}
 
 // What one member's transport delivered, with waits bounded by a deadline.
 class Inbox {
@@ -418,11 +420,12 @@ TEST(TransportTest, SnapshotToDeadPeerFailsAndLeavesNothing) {
 
 // A raw client of member `to`, for frames the Transport would never send.
 std::unique_ptr<peer::Peer::Stub> RawStub(int port) {
-  return peer::Peer::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                 grpc::InsecureChannelCredentials()));
+  return peer::Peer::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
 }
 
-peer::SnapshotChunk Header(const Message& m, const std::vector<std::pair<std::string, uint64_t>>& files) {
+peer::SnapshotChunk Header(const Message& m,
+                           const std::vector<std::pair<std::string, uint64_t>>& files) {
   peer::SnapshotChunk c;
   auto* h = c.mutable_header();
   h->set_cluster_id(kClusterId);
@@ -561,7 +564,7 @@ TEST(TransportTest, StopIsPromptWithPeersDown) {
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_LT(took, 1s);
   EXPECT_EQ(done.Wait(0ms), std::optional<bool>(false));
-  a.transport->Stop();  // idempotent
+  a.transport->Stop();                 // idempotent
   a.transport->Send({App(1, 2, 99)});  // after Stop: dropped, no crash
   start = std::chrono::steady_clock::now();
   b.transport->Stop();
