@@ -316,10 +316,10 @@ absl::Status Transport::AddPeer(raft::NodeId id, const std::string& url) {
   link->address = parsed->HostPort();
   grpc::ChannelArguments args;
   // gRPC's own reconnect backoff, kept within ours so a restarted peer is
-  // seen within reconnect_backoff_max.
+  // seen within reconnect_backoff_max. (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is
+  // left alone: gRPC uses it as the connect timeout, 20 s by default, and a
+  // short one fails every handshake on a slow link or a loaded host.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-              static_cast<int>(options_.reconnect_backoff_min.count()));
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
               static_cast<int>(options_.reconnect_backoff_min.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(options_.reconnect_backoff_max.count()));

@@ -94,7 +94,9 @@ class Transport {
   void SendSnapshot(const raft::Message& m, const std::string& checkpoint_dir,
                     std::function<void(bool ok)> done);
 
-  // Cancels every stream and transfer and joins every thread. Idempotent.
+  // Cancels every stream and transfer and joins every thread; no callback
+  // runs after it returns (pending done callbacks run with ok = false before
+  // it does). Idempotent.
   void Stop();
 
   TransportMetrics metrics() const;
