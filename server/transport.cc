@@ -96,7 +96,9 @@ struct Transport::PeerLink {
   bool stopping = false;                  // guarded by mu
   grpc::ClientContext* active = nullptr;  // guarded by mu: the open stream, for cancel
   bool stream_ended = false;              // guarded by mu: the open stream's reader saw its end
-  std::thread sender;                     // started once, joined by StopLink
+  bool stream_accepted = false;  // guarded by mu: the receiver acknowledged the open stream
+  bool failing = false;          // guarded by mu: the last stream failed (log once per streak)
+  std::thread sender;            // started once, joined by StopLink
 };
 
 struct Transport::SnapshotSend {
@@ -113,6 +115,7 @@ class Transport::Service final : public peer::Peer::Service {
                       grpc::ServerReaderWriter<peer::StreamReply, peer::Frame>* stream) override {
     const TransportOptions& o = t_->options_;
     peer::Frame frame;
+    bool acknowledged = false;
     while (stream->Read(&frame)) {
       if (grpc::Status s =
               CheckIds(frame.cluster_id(), frame.from_member_id(), frame.to_member_id());
@@ -131,6 +134,11 @@ class Transport::Service final : public peer::Peer::Service {
                               std::string(m.status().message()));
         }
         messages.push_back(*std::move(m));
+      }
+      if (!acknowledged) {
+        // Tells the sender this stream passed the checks, so it can tell a
+        // working link from one that is refused after every first frame.
+        acknowledged = stream->Write(peer::StreamReply());
       }
       t_->counters_.received_messages += messages.size();
       if (o.on_messages && !messages.empty()) o.on_messages(std::move(messages));
@@ -390,7 +398,6 @@ void Transport::Send(std::vector<raft::Message> messages) {
 
 void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
   auto backoff = options_.reconnect_backoff_min;
-  bool failing = false;  // the previous stream attempt failed
   for (;;) {
     {
       std::unique_lock<std::mutex> l(link->mu);
@@ -404,19 +411,27 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
       link->active = &ctx;
     }
     auto stream = link->stub->Stream(&ctx);
-    // The receiver never replies, so Read returns only when the stream ends:
-    // a dead peer is noticed at once, not at the next Write, and queued
-    // messages wait for the next stream instead of being written into a
-    // broken one.
+    // The receiver answers only the first frame (an acknowledgement), so
+    // Read then returns only when the stream ends: a dead peer is noticed at
+    // once, not at the next Write, and queued messages wait for the next
+    // stream instead of being written into a broken one.
     std::thread reader([&] {
-      peer::StreamReply ignored;
-      while (stream->Read(&ignored)) {
+      peer::StreamReply ack;
+      while (stream->Read(&ack)) {
+        std::lock_guard<std::mutex> l(link->mu);
+        if (link->stream_accepted) continue;
+        link->stream_accepted = true;
+        if (link->failing) {
+          link->failing = false;
+          counters_.reconnects++;
+          spdlog::info("peer stream reconnected member={} peer={}", Hex(options_.self_id),
+                       Hex(link->id));
+        }
       }
       std::lock_guard<std::mutex> l(link->mu);
       link->stream_ended = true;
       link->cv.notify_all();
     });
-    bool wrote_any = false;
     for (;;) {
       std::vector<raft::Message> batch;
       {
@@ -441,36 +456,38 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
         break;
       }
       counters_.sent_messages += batch.size();
-      if (!wrote_any && failing) {
-        counters_.reconnects++;
-        spdlog::info("peer stream reconnected member={} peer={}", Hex(options_.self_id),
-                     Hex(link->id));
-      }
-      wrote_any = true;
-      failing = false;
-      backoff = options_.reconnect_backoff_min;
     }
-    // Whatever ended the loop, the call is over for us: cancel it (a no-op
-    // if it already ended) so the reader returns, then collect the status.
-    ctx.TryCancel();
-    reader.join();
+    // A failed Write or the reader's end means the call is already over, and
+    // Finish will say why. Only stopping must end it; Stop also cancels
+    // through `active`, which stays set until the reader is done.
     bool stopping;
+    {
+      std::lock_guard<std::mutex> l(link->mu);
+      stopping = link->stopping;
+    }
+    if (stopping) ctx.TryCancel();
+    reader.join();
+    bool was_failing;
     {
       std::lock_guard<std::mutex> l(link->mu);
       link->active = nullptr;
       link->stream_ended = false;
       stopping = link->stopping;
+      // A stream the receiver accepted was a working link: start over.
+      if (link->stream_accepted) backoff = options_.reconnect_backoff_min;
+      link->stream_accepted = false;
+      was_failing = link->failing;
+      link->failing = true;
     }
     grpc::Status status = stream->Finish();
     if (stopping) return;
 
     counters_.stream_failures++;
-    if (!failing) {
+    if (!was_failing) {
       spdlog::warn("peer stream failed member={} peer={} addr={} code={} error=\"{}\"",
                    Hex(options_.self_id), Hex(link->id), link->address,
                    static_cast<int>(status.error_code()), status.error_message());
     }
-    failing = true;
     if (options_.on_unreachable) options_.on_unreachable(link->id);
     std::unique_lock<std::mutex> l(link->mu);
     link->cv.wait_for(l, backoff, [&] { return link->stopping; });
