@@ -376,22 +376,30 @@ void Transport::StopLink(PeerLink& link) {
 }
 
 void Transport::Send(std::vector<raft::Message> messages) {
+  // Group by peer so each queue is filled under one lock acquisition and the
+  // sender finds the whole Ready's worth of messages for one frame.
+  std::map<raft::NodeId, std::vector<raft::Message*>> by_peer;
+  for (raft::Message& m : messages) by_peer[m.to].push_back(&m);
   std::lock_guard<std::mutex> l(mu_);
-  for (raft::Message& m : messages) {
-    auto it = peers_.find(m.to);
+  for (auto& [to, group] : by_peer) {
+    auto it = peers_.find(to);
     if (it == peers_.end()) {
-      counters_.dropped_messages++;
+      counters_.dropped_messages += group.size();
       continue;
     }
     PeerLink& link = *it->second;
+    size_t dropped = 0;
     {
       std::lock_guard<std::mutex> ll(link.mu);
-      if (link.stopping || link.queue.size() >= options_.queue_messages_max) {
-        counters_.dropped_messages++;
-        continue;
+      for (raft::Message* m : group) {
+        if (link.stopping || link.queue.size() >= options_.queue_messages_max) {
+          dropped++;
+        } else {
+          link.queue.push_back(std::move(*m));
+        }
       }
-      link.queue.push_back(std::move(m));
     }
+    counters_.dropped_messages += dropped;
     link.cv.notify_one();
   }
 }
@@ -456,6 +464,7 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
         break;
       }
       counters_.sent_messages += batch.size();
+      counters_.sent_frames++;
     }
     // A failed Write or the reader's end means the call is already over, and
     // Finish will say why. Only stopping must end it; Stop also cancels
@@ -650,6 +659,7 @@ void Transport::Stop() {
 TransportMetrics Transport::metrics() const {
   TransportMetrics m;
   m.sent_messages = counters_.sent_messages;
+  m.sent_frames = counters_.sent_frames;
   m.dropped_messages = counters_.dropped_messages;
   m.stream_failures = counters_.stream_failures;
   m.reconnects = counters_.reconnects;

@@ -55,6 +55,7 @@ struct TransportOptions {
 };
 
 struct TransportMetrics {
+  uint64_t sent_frames = 0;       // batches written
   uint64_t sent_messages = 0;     // written to a peer stream
   uint64_t dropped_messages = 0;  // queue full, unknown peer, or lost with a failed stream
   uint64_t stream_failures = 0;   // streams that broke or could not be opened
@@ -131,9 +132,9 @@ class Transport {
   bool snapshot_stopping_ = false;
 
   struct Counters {
-    std::atomic<uint64_t> sent_messages{0}, dropped_messages{0}, stream_failures{0}, reconnects{0},
-        received_messages{0}, refused_frames{0}, snapshot_bytes_sent{0}, snapshot_bytes_received{0},
-        snapshots_sent{0}, snapshots_failed{0};
+    std::atomic<uint64_t> sent_frames{0}, sent_messages{0}, dropped_messages{0}, stream_failures{0},
+        reconnects{0}, received_messages{0}, refused_frames{0}, snapshot_bytes_sent{0},
+        snapshot_bytes_received{0}, snapshots_sent{0}, snapshots_failed{0};
   };
   Counters counters_;  // lock-free
 };
