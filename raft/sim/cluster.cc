@@ -173,6 +173,16 @@ void Cluster::AddNode(NodeId id, const std::vector<NodeId>& bootstrap) {
 
 void Cluster::StartNode(NodeId id) {
   SimNode* n = Node(id);
+  // A durable entry of a term the durable hard state never reached means a
+  // term (and maybe a vote) was acted on before it was persisted.
+  const MemoryStorage& disk = n->storage();
+  auto last_term = disk.TermAt(disk.LastIndex());
+  if (last_term.ok() && *last_term > disk.hard_state().term) {
+    checker_.Fail("persisted-term-behind-log",
+                  absl::StrCat("node ", id, " restarts with durable term ", disk.hard_state().term,
+                               " but its durable log ends with term ", *last_term));
+    return;
+  }
   std::function<void(const std::string&)> sink;
   if (opts_.trace) sink = [this](const std::string& e) { Trace("raft " + e); };
   uint64_t seed = HashMix(opts_.seed, id * 1000003 + n->incarnation());
@@ -224,6 +234,12 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
   if (out.hard_state_persisted) {
     Trace(absl::StrCat("node ", id, " persist ", Describe(*out.hard_state_persisted)));
     checker_.OnHardStatePersisted(id, *out.hard_state_persisted);
+  }
+  if (out.snapshot_refused_by_storage) {
+    checker_.Fail("stale-snapshot", absl::StrCat("node ", id,
+                                                 " was handed a snapshot older than the one its "
+                                                 "storage holds"));
+    return;
   }
   if (!out.entries_persisted.empty()) {
     Trace(absl::StrCat("node ", id, " persist entries [", out.entries_persisted.front().index,
@@ -499,9 +515,24 @@ void Cluster::ProposeConfChange() {
 void Cluster::InjectFault() {
   std::vector<NodeId> all = Ids(false);
   std::vector<NodeId> live = Ids(true);
-  switch (rng_.Below(11)) {
+  switch (rng_.Below(opts_.bug == "commit-old-term" ? 14 : 13)) {
+    case 12:
+    case 13: {  // isolate the leader: it keeps appending entries nobody gets
+      NodeId lead = Leader();
+      if (lead == kNoNode) return;
+      for (NodeId y : all) {
+        if (y == lead) continue;
+        net_.Cut(lead, y);
+        net_.Cut(y, lead);
+      }
+      stats_.partitions++;
+      Trace(absl::StrCat("isolate leader ", lead));
+      break;
+    }
+    case 11:  // the leader is the most interesting node to lose
     case 0: {
-      NodeId id = Pick(live);
+      NodeId id = Leader();
+      if (id == kNoNode || rng_.Chance(500)) id = Pick(live);
       if (id == kNoNode) return;
       stats_.crashes++;
       CrashNode(id, "fault");
@@ -718,6 +749,9 @@ SimResult Cluster::Run() {
   node_opts_.election_ticks = kElectionTicks;
   node_opts_.snapshot_every_entries = 5 + static_cast<int>(rng_.Below(16));
   node_opts_.compact_lag_entries = rng_.Below(6);
+  // Tiny messages carry one entry each, which opens more interleavings.
+  const uint64_t kMsgBytes[] = {1, 256, 4096};
+  node_opts_.max_msg_bytes = kMsgBytes[rng_.Below(3)];
   fault_per_mille_ = 20 + rng_.Below(50);
   client_per_mille_ = 150 + rng_.Below(400);
   uint64_t read_per_mille = 30 + rng_.Below(100);
@@ -736,6 +770,16 @@ SimResult Cluster::Run() {
 
   for (int i = 0; i < opts_.chaos_steps && !Failed(); i++) {
     if (rng_.Chance(fault_per_mille_)) InjectFault();
+    if (opts_.bug == "commit-old-term" && rng_.Chance(60)) {
+      // Figure 8 of the Raft paper needs leaders that crash soon after
+      // appending or after committing, and come back quickly.
+      NodeId lead = Leader();
+      if (lead != kNoNode) {
+        stats_.crashes++;
+        CrashNode(lead, "leader fault");
+        restart_at_[lead] = now_ + 1 + rng_.Below(20);
+      }
+    }
     if (opts_.bug == "vote-before-persist") {
       // Crash nodes in the window the bug opens, between sending a vote and
       // persisting it.

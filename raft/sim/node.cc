@@ -96,7 +96,7 @@ absl::Status SimNode::Start(uint64_t seed, std::function<void(const std::string&
   c.random_seed = seed;
   c.event_sink = std::move(event_sink);
   c.bugs = opts_.bugs;
-  c.max_msg_bytes = 4096;
+  c.max_msg_bytes = opts_.max_msg_bytes;
   c.max_inflight_msgs = 8;
   auto raw = RawNode::Create(c);
   if (!raw.ok()) return raw.status();
@@ -112,7 +112,7 @@ void SimNode::Crash() {
 }
 
 std::optional<HardState> SimNode::FlushDeferred() {
-  if (!deferred_hs_) return std::nullopt;
+  if (!deferred_hs_ || ++deferred_ticks_ < 2) return std::nullopt;
   storage_->SetHardState(*deferred_hs_);
   std::optional<HardState> hs = deferred_hs_;
   deferred_hs_.reset();
@@ -126,17 +126,23 @@ absl::StatusOr<ReadyOutcome> SimNode::HandleReady() {
 
   // 1. Persist (the node's one sync); in bug mode the hard state waits.
   if (rd.hard_state) {
-    if (opts_.vote_before_persist) {
+    const HardState& durable = storage_->hard_state();
+    bool vote_changed = rd.hard_state->term != durable.term || rd.hard_state->vote != durable.vote;
+    if (opts_.vote_before_persist && vote_changed) {
+      // Only the term and vote wait; the commit index is written now.
+      if (!deferred_hs_) deferred_ticks_ = 0;
       deferred_hs_ = rd.hard_state;
+      HardState partial = durable;
+      partial.commit = rd.hard_state->commit;
+      storage_->SetHardState(partial);
+      out.hard_state_persisted = partial;
     } else {
       storage_->SetHardState(*rd.hard_state);
       out.hard_state_persisted = rd.hard_state;
     }
   }
   if (rd.snapshot) {
-    if (auto s = storage_->ApplySnapshot(*rd.snapshot); !s.ok()) {
-      return absl::InternalError(absl::StrCat("persist snapshot: ", s.message()));
-    }
+    if (!storage_->ApplySnapshot(*rd.snapshot).ok()) out.snapshot_refused_by_storage = true;
   }
   if (!rd.entries.empty()) {
     if (auto s = storage_->Append(rd.entries); !s.ok()) return s;
@@ -148,7 +154,7 @@ absl::StatusOr<ReadyOutcome> SimNode::HandleReady() {
   out.messages = std::move(rd.messages);
 
   // 3. Apply.
-  if (rd.snapshot) {
+  if (rd.snapshot && !out.snapshot_refused_by_storage) {
     sm_ = StateMachine::Deserialize(rd.snapshot->data);
     conf_ = rd.snapshot->metadata.conf_state;
     applied_since_snapshot_ = 0;

@@ -54,6 +54,7 @@ struct NodeOptions {
   // durable; the hard state is written at the node's next tick, so a crash
   // in between loses it.
   bool vote_before_persist = false;
+  uint64_t max_msg_bytes = 4096;
 };
 
 // Everything one Ready did, for the cluster to route and check.
@@ -72,6 +73,8 @@ struct ReadyOutcome {
   std::vector<ReadState> read_states;
   std::vector<Message> messages;
   bool snapshot_created = false;
+  // The storage refused the Ready's snapshot as older than the one it holds.
+  bool snapshot_refused_by_storage = false;
 };
 
 class SimNode {
@@ -93,7 +96,8 @@ class SimNode {
   // Creates a RawNode over the storage; seed feeds its election timer.
   absl::Status Start(uint64_t seed, std::function<void(const std::string&)> event_sink);
   void Crash();
-  // Called before each tick: writes a deferred hard state (bug mode only).
+  // Called before each tick: writes a hard state deferred since the previous
+  // tick (bug mode only).
   std::optional<HardState> FlushDeferred();
 
   // Handles one Ready; the caller loops while raw()->HasReady().
@@ -110,6 +114,7 @@ class SimNode {
   uint64_t incarnation_ = 0;
   int applied_since_snapshot_ = 0;
   std::optional<HardState> deferred_hs_;
+  int deferred_ticks_ = 0;
 };
 
 }  // namespace ganglion::raft::sim
