@@ -149,6 +149,10 @@ class Cluster {
   // a configuration after it without the node, the node is gone for good.
   std::map<NodeId, Index> removal_index_;
   NodeId last_leader_ = kNoNode;
+  // Schedule of the commit-old-term bug mode.
+  NodeId figure8_leader_ = kNoNode;
+  uint64_t figure8_elected_at_ = 0;
+  Index figure8_commit_ = 0;
 };
 
 NodeId Cluster::Leader() {
@@ -752,6 +756,7 @@ SimResult Cluster::Run() {
   // Tiny messages carry one entry each, which opens more interleavings.
   const uint64_t kMsgBytes[] = {1, 256, 4096};
   node_opts_.max_msg_bytes = kMsgBytes[rng_.Below(3)];
+  if (opts_.bug == "commit-old-term") node_opts_.max_msg_bytes = 1;
   fault_per_mille_ = 20 + rng_.Below(50);
   client_per_mille_ = 150 + rng_.Below(400);
   uint64_t read_per_mille = 30 + rng_.Below(100);
@@ -770,14 +775,35 @@ SimResult Cluster::Run() {
 
   for (int i = 0; i < opts_.chaos_steps && !Failed(); i++) {
     if (rng_.Chance(fault_per_mille_)) InjectFault();
-    if (opts_.bug == "commit-old-term" && rng_.Chance(60)) {
-      // Figure 8 of the Raft paper needs leaders that crash soon after
-      // appending or after committing, and come back quickly.
+    if (opts_.bug == "commit-old-term") {
+      // Figure 8 of the Raft paper: leaders cut off a few ticks after their
+      // election, so each leaves a tail of its own term on few nodes while
+      // the previous one returns and re-replicates an older tail.
+      // Two moments matter: right after the election (its entries stay on
+      // it alone) and right after its first commits.
       NodeId lead = Leader();
-      if (lead != kNoNode) {
-        stats_.crashes++;
-        CrashNode(lead, "leader fault");
-        restart_at_[lead] = now_ + 1 + rng_.Below(20);
+      bool isolate = false;
+      if (lead != kNoNode && lead != figure8_leader_) {
+        figure8_leader_ = lead;
+        figure8_elected_at_ = now_;
+        figure8_commit_ = Node(lead)->raw()->raft().log().committed();
+        isolate = rng_.Chance(400);
+      } else if (lead != kNoNode && now_ - figure8_elected_at_ <= 15) {
+        Index commit = Node(lead)->raw()->raft().log().committed();
+        if (commit > figure8_commit_) {
+          figure8_commit_ = commit;
+          isolate = rng_.Chance(500);
+        }
+      }
+      if (isolate) {
+        net_.HealAll();
+        for (NodeId y : Ids(false)) {
+          if (y == lead) continue;
+          net_.Cut(lead, y);
+          net_.Cut(y, lead);
+        }
+        stats_.partitions++;
+        Trace(absl::StrCat("isolate new leader ", lead));
       }
     }
     if (opts_.bug == "vote-before-persist") {
