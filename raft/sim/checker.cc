@@ -38,13 +38,14 @@ void Checker::OnEntriesPersisted(NodeId id, const std::vector<Entry>& entries, T
   }
 }
 
-void Checker::OnApplied(NodeId id, const Entry& e, uint64_t running_hash, Index applied_before) {
+void Checker::OnApplied(NodeId id, const Entry& e, uint64_t running_hash, Index applied_before,
+                        Term node_term) {
   if (e.index != applied_before + 1) {
     Fail("apply-out-of-order", absl::StrCat("node ", id, " applied index ", e.index,
                                             " after applied index ", applied_before));
     return;
   }
-  CommittedEntry c{e.term, EntryHash(e), running_hash};
+  CommittedEntry c{e.term, EntryHash(e), running_hash, node_term};
   auto [it, inserted] = committed_.emplace(e.index, c);
   if (!inserted) {
     if (it->second.term != c.term || it->second.entry_hash != c.entry_hash) {
@@ -81,7 +82,8 @@ bool Checker::CheckLeaderHas(NodeId id, const RawNode& raw, Index i, const Commi
   if (!t.ok() || *t != c.term) {
     Fail("leader-completeness",
          absl::StrCat("node ", id, " is leader of term ", raw.raft().term(),
-                      " but lacks committed entry ", i, " of term ", c.term,
+                      " but lacks entry ", i, " of term ", c.term, " committed by term ",
+                      c.commit_term,
                       (t.ok() ? absl::StrCat(" (has term ", *t, ")") : std::string(" (missing)"))));
     return false;
   }
@@ -115,7 +117,9 @@ void Checker::AfterStep(const std::map<NodeId, SimNode*>& up_nodes) {
     if (checked_term != r.term()) checked_index = 0;
     checked_term = r.term();
     for (auto c = committed_.upper_bound(checked_index); c != committed_.end(); ++c) {
-      if (c->second.term <= r.term() && !CheckLeaderHas(id, *node->raw(), c->first, c->second)) {
+      // Leaders of the committing term and later must hold it; an earlier
+      // term's leader may legitimately hold a different entry there.
+      if (c->second.commit_term <= r.term() && !CheckLeaderHas(id, *node->raw(), c->first, c->second)) {
         break;
       }
       checked_index = c->first;

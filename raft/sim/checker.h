@@ -30,7 +30,11 @@ class Checker {
   // anywhere maps to one entry and one previous term.
   void OnEntriesPersisted(NodeId id, const std::vector<Entry>& entries, Term term_before);
   // State-machine safety: one (term, entry, running hash) per index.
-  void OnApplied(NodeId id, const Entry& e, uint64_t running_hash, Index applied_before);
+  // node_term: the applying node's term, an upper bound on the term in which
+  // the entry was committed (it learned of the commit from a leader of a
+  // term no later than its own).
+  void OnApplied(NodeId id, const Entry& e, uint64_t running_hash, Index applied_before,
+                 Term node_term);
   void OnSnapshotRestored(NodeId id, const Snapshot& snap, Index applied_before);
   // Per-step checks over the running nodes: one leader per term, leader
   // completeness for new leaders, in-memory commit never decreasing.
@@ -48,6 +52,7 @@ class Checker {
     Term term = 0;
     uint64_t entry_hash = 0;
     uint64_t running_hash = 0;
+    Term commit_term = 0;  // upper bound on the term it was committed in
   };
   struct LogRecord {
     uint64_t entry_hash = 0;

@@ -269,7 +269,7 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
   for (const auto& a : out.applied) {
     const Entry& e = a.entry;
     size_t known = checker_.committed_count();
-    checker_.OnApplied(id, e, a.running_hash, applied);
+    checker_.OnApplied(id, e, a.running_hash, applied, n->raw()->raft().term());
     applied = e.index;
     bool first = checker_.committed_count() > known;
     if (first) Trace(absl::StrCat("commit ", Describe(e)));
