@@ -258,6 +258,8 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
     if (copies == 0 && m.type == MessageType::kSnap) ReportSnap(m, n->incarnation(), true);
   }
   Index applied = applied_before;
+  // Removed members stop once this Ready is routed (one may be this node).
+  std::vector<NodeId> to_retire;
   if (out.snapshot_restored) {
     stats_.snapshots_installed++;
     Trace(absl::StrCat("node ", id, " restore snapshot index ",
@@ -294,7 +296,7 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
     for (const auto& [gone, at] : removal_index_) {
       if (at <= e.index && !InConf(*a.conf_after, gone) && !retired_.count(gone)) {
         retired_.insert(gone);
-        CrashNode(gone, "removed from the configuration");
+        to_retire.push_back(gone);
       }
     }
   }
@@ -312,6 +314,7 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
     Trace(absl::StrCat("node ", id, " snapshot at ", n->state_machine().applied,
                        " first index ", n->storage().FirstIndex()));
   }
+  for (NodeId gone : to_retire) CrashNode(gone, "removed from the configuration");
 }
 
 void Cluster::ReportSnap(const Message& m, uint64_t sender_incarnation, bool failed) {
@@ -757,6 +760,7 @@ SimResult Cluster::Run() {
   const uint64_t kMsgBytes[] = {1, 256, 4096};
   node_opts_.max_msg_bytes = kMsgBytes[rng_.Below(3)];
   if (opts_.bug == "commit-old-term") node_opts_.max_msg_bytes = 1;
+  node_opts_.pre_vote_and_check_quorum = !opts_.disable_pre_vote;
   fault_per_mille_ = 20 + rng_.Below(50);
   client_per_mille_ = 150 + rng_.Below(400);
   uint64_t read_per_mille = 30 + rng_.Below(100);

@@ -28,6 +28,8 @@ struct SimOptions {
   int chaos_steps = 400;     // ticks of the chaos phase
   std::string bug;           // "" or one of the names KnownBugs() lists
   bool trace = false;        // record the trace (costs time)
+  // Testing only: run the core without PreVote and CheckQuorum.
+  bool disable_pre_vote = false;
   // With trace: also receives each line as it happens (so a trace survives
   // the core aborting).
   std::function<void(const std::string&)> trace_line_sink;

@@ -97,6 +97,8 @@ absl::Status SimNode::Start(uint64_t seed, std::function<void(const std::string&
   c.event_sink = std::move(event_sink);
   c.bugs = opts_.bugs;
   c.max_msg_bytes = opts_.max_msg_bytes;
+  c.pre_vote = opts_.pre_vote_and_check_quorum;
+  c.check_quorum = opts_.pre_vote_and_check_quorum;
   c.max_inflight_msgs = 8;
   auto raw = RawNode::Create(c);
   if (!raw.ok()) return raw.status();

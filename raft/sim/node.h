@@ -55,6 +55,8 @@ struct NodeOptions {
   // in between loses it.
   bool vote_before_persist = false;
   uint64_t max_msg_bytes = 4096;
+  // Off only in tests that show the flapping check needs them.
+  bool pre_vote_and_check_quorum = true;
 };
 
 // Everything one Ready did, for the cluster to route and check.
