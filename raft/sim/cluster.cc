@@ -251,12 +251,18 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
                        out.entries_persisted.back().term));
     checker_.OnEntriesPersisted(id, out.entries_persisted, out.term_before_entries);
   }
+  std::vector<NodeId> unreachable;
   for (const Message& m : out.messages) {
     int copies = net_.Send(m, n->incarnation(), now_, rng_);
     Trace(absl::StrCat("send ", Describe(m), copies == 0 ? " DROPPED" : "",
                        copies == 2 ? " DUPLICATED" : ""));
     if (copies == 0 && m.type == MessageType::kSnap) ReportSnap(m, n->incarnation(), true);
+    // A cut link is what a transport notices: tell the core.
+    if (copies == 0 && m.type == MessageType::kApp && net_.Blocked(m.from, m.to)) {
+      unreachable.push_back(m.to);
+    }
   }
+  for (NodeId to : unreachable) n->raw()->ReportUnreachable(to);
   Index applied = applied_before;
   // Removed members stop once this Ready is routed (one may be this node).
   std::vector<NodeId> to_retire;
