@@ -32,7 +32,8 @@ std::string SimStats::Describe() const {
 
 const std::vector<std::string>& KnownBugs() {
   static const std::vector<std::string> kBugs = {"vote-without-log-check", "commit-old-term",
-                                                 "accept-stale-snapshot", "vote-before-persist"};
+                                                 "accept-stale-snapshot", "vote-before-persist",
+                                                 "serve-read-locally"};
   return kBugs;
 }
 
@@ -425,6 +426,14 @@ void Cluster::IssueRead() {
   r.incarnation = Node(target)->incarnation();
   r.floor_index = completed_write_index_;
   r.issued_tick = now_;
+  if (opts_.bug == "serve-read-locally") {
+    // Simulator-side bug: answer from local state without asking a quorum.
+    r.answered = true;
+    pending_reads_[ctx] = r;
+    Trace(absl::StrCat("client read ", ctx, " at node ", target, " floor ", r.floor_index,
+                       " served locally"));
+    return;
+  }
   pending_reads_[ctx] = r;
   auto s = Node(target)->raw()->ReadIndex(ctx);
   Trace(absl::StrCat("client read ", ctx, " at node ", target, " floor ", r.floor_index,

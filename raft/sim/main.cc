@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -22,14 +23,17 @@ using ganglion::raft::sim::SimStats;
 
 // The seed being run, for the abort handler: the core aborts on a broken
 // invariant of its own, and the seed is what reproduces it.
-volatile sig_atomic_t g_current_seed = 0;
+std::atomic<uint64_t> g_current_seed{0};  // lock-free: safe to read in a handler
 
 void OnAbort(int) {
-  char buf[96];
-  int n = snprintf(buf, sizeof buf, "seed=%lld violation=raft-fatal (the core aborted)\n",
-                   static_cast<long long>(g_current_seed));
-  if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
-  signal(SIGABRT, SIG_DFL);
+  char buf[200];
+  long long seed = static_cast<long long>(g_current_seed.load());
+  int n = snprintf(buf, sizeof buf,
+                   "seed=%lld violation=raft-fatal (the core aborted; rerun with --seeds=1 "
+                   "--start-seed=%lld --trace=FILE for its trace)\n",
+                   seed, seed);
+  if (n > 0) (void)!write(1, buf, static_cast<size_t>(n));
+  _exit(1);
 }
 
 bool Flag(const char* arg, const char* name, std::string* value) {
@@ -74,8 +78,9 @@ int main(int argc, char** argv) {
 
   SimStats totals;
   uint64_t violations = 0;
+  uint64_t seeds_run = 0;
   for (uint64_t seed = start; seed < start + seeds; seed++) {
-    g_current_seed = static_cast<sig_atomic_t>(seed);
+    g_current_seed.store(seed);
     SimOptions opts = base;
     opts.seed = seed;
     // A single seed with --trace always writes its trace.
@@ -94,6 +99,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     totals.Add(r->stats);
+    seeds_run++;
     if (r->violation) {
       violations++;
       std::string path = trace_path.empty() ? absl::StrCat("raft-sim-trace-", seed, ".txt")
@@ -111,7 +117,8 @@ int main(int argc, char** argv) {
     }
     if (live_trace) fclose(live_trace);
   }
-  printf("seeds=%llu violations=%llu %s\n", static_cast<unsigned long long>(seeds),
+  // A violation stops the run: seeds counts the seeds that ran.
+  printf("seeds=%llu violations=%llu %s\n", static_cast<unsigned long long>(seeds_run),
          static_cast<unsigned long long>(violations), totals.Describe().c_str());
   return violations == 0 ? 0 : 1;
 }

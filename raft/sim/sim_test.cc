@@ -81,7 +81,8 @@ class SimBugTest : public ::testing::TestWithParam<BugBound> {};
 
 // Bounds measured over ten start points (seed 1, 100001, ..., 900001):
 // vote-without-log-check <= 5, commit-old-term <= 22, accept-stale-snapshot
-// <= 2, vote-before-persist <= 18 seeds. The bounds here leave headroom.
+// <= 2, vote-before-persist <= 18, serve-read-locally <= 2 seeds. The bounds
+// here leave headroom.
 TEST_P(SimBugTest, CaughtWithinBound) {
   const BugBound& b = GetParam();
   for (uint64_t start : {1, 100001, 200001}) {
@@ -98,7 +99,8 @@ INSTANTIATE_TEST_SUITE_P(Bugs, SimBugTest,
                          ::testing::Values(BugBound{"vote-without-log-check", 20},
                                            BugBound{"commit-old-term", 60},
                                            BugBound{"accept-stale-snapshot", 20},
-                                           BugBound{"vote-before-persist", 60}),
+                                           BugBound{"vote-before-persist", 60},
+                                           BugBound{"serve-read-locally", 20}),
                          [](const auto& info) {
                            std::string n = info.param.bug;
                            for (char& c : n) {
