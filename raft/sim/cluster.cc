@@ -650,7 +650,9 @@ void Cluster::InjectFault() {
 // must commit within another.
 bool Cluster::RunHeal() {
   HealEverything();
-  const uint64_t leader_bound = now_ + 12 * 2 * kElectionTicks;
+  // Election timeouts are randomized in [10, 20) ticks; allow 24 base timeouts.
+  constexpr uint64_t kLeaderBoundTimeouts = 24;
+  const uint64_t leader_bound = now_ + kLeaderBoundTimeouts * kElectionTicks;
   const uint64_t writes_bound = leader_bound + 40 * kElectionTicks;
   while (!Failed()) {
     Step();
@@ -659,7 +661,8 @@ bool Cluster::RunHeal() {
     NodeId lead = Leader();
     if (lead == kNoNode && now_ > leader_bound) {
       checker_.Fail("no-leader-after-heal",
-                    absl::StrCat("no leader ", 12, " election timeouts after healing"));
+                    absl::StrCat("no leader ", kLeaderBoundTimeouts,
+                                 " election timeouts after healing"));
       return false;
     }
     if (lead != kNoNode && pending_writes_.empty()) return true;
