@@ -62,6 +62,14 @@ void Checker::OnApplied(NodeId id, const Entry& e, uint64_t running_hash, Index 
 
 void Checker::OnSnapshotRestored(NodeId id, const Snapshot& snap, Index applied_before) {
   StateMachine sm = StateMachine::Deserialize(snap.data);
+  // A snapshot no newer than the node's commit index carries nothing it may
+  // use, and restoring it drops log entries the node has acknowledged.
+  auto mc = memory_commit_.find(id);
+  if (mc != memory_commit_.end() && snap.metadata.index <= mc->second) {
+    Fail("stale-snapshot-restored",
+         absl::StrCat("node ", id, " restored snapshot at index ", snap.metadata.index,
+                      " with its commit index already at ", mc->second));
+  }
   if (snap.metadata.index < applied_before) {
     Fail("applied-went-backwards", absl::StrCat("node ", id, " restored snapshot at index ",
                                                 snap.metadata.index, " after applying ",

@@ -777,6 +777,8 @@ SimResult Cluster::Run() {
   // Tiny messages carry one entry each, which opens more interleavings.
   const uint64_t kMsgBytes[] = {1, 256, 4096};
   node_opts_.max_msg_bytes = kMsgBytes[rng_.Below(3)];
+  const size_t kInflight[] = {1, 2, 4, 8, 256};
+  node_opts_.max_inflight_msgs = kInflight[rng_.Below(5)];
   if (opts_.bug == "commit-old-term") node_opts_.max_msg_bytes = 1;
   node_opts_.pre_vote_and_check_quorum = !opts_.disable_pre_vote;
   fault_per_mille_ = 20 + rng_.Below(50);
@@ -788,7 +790,9 @@ SimResult Cluster::Run() {
   if (opts_.bug == "vote-before-persist") node_opts_.vote_before_persist = true;
   Trace(absl::StrCat("seed ", opts_.seed, " nodes ", n, " snapshot_every ",
                      node_opts_.snapshot_every_entries, " compact_lag ",
-                     node_opts_.compact_lag_entries, " fault_per_mille ", fault_per_mille_,
+                     node_opts_.compact_lag_entries, " max_msg_bytes ", node_opts_.max_msg_bytes,
+                     " max_inflight ", node_opts_.max_inflight_msgs, " fault_per_mille ",
+                     fault_per_mille_,
                      " bug '", opts_.bug, "'"));
   std::vector<NodeId> founders;
   for (int i = 1; i <= n; i++) founders.push_back(static_cast<NodeId>(i));

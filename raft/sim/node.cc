@@ -99,7 +99,7 @@ absl::Status SimNode::Start(uint64_t seed, std::function<void(const std::string&
   c.max_msg_bytes = opts_.max_msg_bytes;
   c.pre_vote = opts_.pre_vote_and_check_quorum;
   c.check_quorum = opts_.pre_vote_and_check_quorum;
-  c.max_inflight_msgs = 8;
+  c.max_inflight_msgs = opts_.max_inflight_msgs;
   auto raw = RawNode::Create(c);
   if (!raw.ok()) return raw.status();
   raw_ = *std::move(raw);

@@ -55,6 +55,7 @@ struct NodeOptions {
   // in between loses it.
   bool vote_before_persist = false;
   uint64_t max_msg_bytes = 4096;
+  size_t max_inflight_msgs = 8;
   // Off only in tests that show the flapping check needs them.
   bool pre_vote_and_check_quorum = true;
 };
