@@ -45,6 +45,7 @@ constexpr size_t kPendingWritesMax = 24;
 constexpr size_t kPendingReadsMax = 16;
 constexpr uint64_t kReadExpiryTicks = 150;
 constexpr uint64_t kRetryEveryTicks = 12;
+constexpr uint64_t kRetryBackoffMaxTicks = 160;
 constexpr int kReadyLoopsMax = 1000;
 constexpr size_t kMembersMax = 9;
 
@@ -141,7 +142,12 @@ class Cluster {
 
   // Clients.
   uint64_t next_op_ = 1;
-  std::map<uint64_t, Write> pending_writes_;  // not yet applied anywhere
+  struct PendingWrite {
+    Write write;
+    uint64_t next_retry_tick = 0;
+    int attempts = 0;
+  };
+  std::map<uint64_t, PendingWrite> pending_writes_;  // not yet applied anywhere
   Index completed_write_index_ = 0;            // highest index of an applied write
   uint64_t next_read_ = 1;
   std::map<std::string, PendingRead> pending_reads_;
@@ -398,11 +404,17 @@ void Cluster::ProposeWrite(std::optional<uint64_t> retry_op) {
   if (target == kNoNode) return;
   Write w;
   if (retry_op) {
-    w = pending_writes_[*retry_op];
+    PendingWrite& p = pending_writes_[*retry_op];
+    w = p.write;
+    // Back off like a real client, or a slow configuration (one-entry
+    // messages, a one-message window) drowns in duplicate proposals.
+    p.attempts++;
+    p.next_retry_tick = now_ + std::min<uint64_t>(kRetryBackoffMaxTicks,
+                                                  kRetryEveryTicks << std::min(p.attempts, 5));
   } else {
     if (pending_writes_.size() >= kPendingWritesMax) return;
     w = Write{next_op_++, absl::StrCat("k", rng_.Below(8)), absl::StrCat("v", next_op_ - 1)};
-    pending_writes_[w.op_id] = w;
+    pending_writes_[w.op_id] = PendingWrite{w, now_ + 2 * kRetryEveryTicks, 0};
   }
   auto s = Node(target)->raw()->Propose(EncodeWrite(w));
   Trace(absl::StrCat("client propose op ", w.op_id, " at node ", target,
@@ -412,7 +424,9 @@ void Cluster::ProposeWrite(std::optional<uint64_t> retry_op) {
 
 void Cluster::RetryWrites() {
   std::vector<uint64_t> ops;
-  for (const auto& [op, w] : pending_writes_) ops.push_back(op);
+  for (const auto& [op, p] : pending_writes_) {
+    if (p.next_retry_tick <= now_) ops.push_back(op);
+  }
   for (size_t i = 0; i < ops.size() && i < 8; i++) ProposeWrite(ops[i]);
 }
 
