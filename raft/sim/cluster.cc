@@ -798,6 +798,8 @@ SimResult Cluster::Run() {
   fault_per_mille_ = 20 + rng_.Below(50);
   client_per_mille_ = 150 + rng_.Below(400);
   uint64_t read_per_mille = 30 + rng_.Below(100);
+  // Membership churn on top of the faults: none in some seeds, heavy in others.
+  uint64_t conf_per_mille = rng_.Below(4) == 0 ? 0 : rng_.Below(25);
   if (opts_.bug == "vote-without-log-check") node_opts_.bugs.vote_without_log_check = true;
   if (opts_.bug == "commit-old-term") node_opts_.bugs.commit_old_term_by_counting = true;
   if (opts_.bug == "accept-stale-snapshot") node_opts_.bugs.accept_stale_snapshot = true;
@@ -860,6 +862,7 @@ SimResult Cluster::Run() {
     if (Failed()) break;
     if (rng_.Chance(client_per_mille_)) ProposeWrite(std::nullopt);
     if (rng_.Chance(read_per_mille)) IssueRead();
+    if (rng_.Chance(conf_per_mille)) ProposeConfChange();
     if (now_ % kRetryEveryTicks == 0) RetryWrites();
     if (Failed()) break;
     Step();
