@@ -45,7 +45,7 @@ constexpr size_t kPendingWritesMax = 24;
 constexpr size_t kPendingReadsMax = 16;
 constexpr uint64_t kReadExpiryTicks = 150;
 constexpr uint64_t kRetryEveryTicks = 12;
-constexpr uint64_t kRetryBackoffMaxTicks = 160;
+constexpr uint64_t kRetryBackoffMaxTicks = 60;
 constexpr int kReadyLoopsMax = 1000;
 constexpr size_t kMembersMax = 9;
 
@@ -92,6 +92,16 @@ class Cluster {
     for (const auto& [id, n] : nodes_) {
       if (retired_.count(id)) continue;
       if (!live_only || Live(id)) out.push_back(id);
+    }
+    return out;
+  }
+  // Live nodes a client would talk to: members by their own configuration
+  // (not a joiner that has not learned it yet).
+  std::vector<NodeId> ClientTargets() {
+    std::vector<NodeId> out;
+    for (NodeId id : Ids(true)) {
+      const TrackerConfig& c = Node(id)->raw()->raft().tracker().config;
+      if (c.voters.Contains(id) || c.learners.count(id)) out.push_back(id);
     }
     return out;
   }
@@ -146,6 +156,10 @@ class Cluster {
     Write write;
     uint64_t next_retry_tick = 0;
     int attempts = 0;
+    // The leader that appended it, in that term: while it leads, the client
+    // waits (as an etcd client waits until the leader changes).
+    NodeId accepted_by = kNoNode;
+    Term accepted_term = 0;
   };
   std::map<uint64_t, PendingWrite> pending_writes_;  // not yet applied anywhere
   Index completed_write_index_ = 0;            // highest index of an applied write
@@ -400,7 +414,7 @@ void Cluster::Step() {
 
 void Cluster::ProposeWrite(std::optional<uint64_t> retry_op) {
   NodeId target = Leader();
-  if (target == kNoNode || rng_.Chance(300)) target = Pick(Ids(true));
+  if (target == kNoNode || rng_.Chance(300)) target = Pick(ClientTargets());
   if (target == kNoNode) return;
   Write w;
   if (retry_op) {
@@ -417,6 +431,12 @@ void Cluster::ProposeWrite(std::optional<uint64_t> retry_op) {
     pending_writes_[w.op_id] = PendingWrite{w, now_ + 2 * kRetryEveryTicks, 0};
   }
   auto s = Node(target)->raw()->Propose(EncodeWrite(w));
+  const Raft& r = Node(target)->raw()->raft();
+  if (s.ok() && r.state() == StateType::kLeader) {
+    PendingWrite& p = pending_writes_[w.op_id];
+    p.accepted_by = target;
+    p.accepted_term = r.term();
+  }
   Trace(absl::StrCat("client propose op ", w.op_id, " at node ", target,
                      s.ok() ? "" : absl::StrCat(" refused: ", s.message())));
   Drain(target);
@@ -425,14 +445,19 @@ void Cluster::ProposeWrite(std::optional<uint64_t> retry_op) {
 void Cluster::RetryWrites() {
   std::vector<uint64_t> ops;
   for (const auto& [op, p] : pending_writes_) {
-    if (p.next_retry_tick <= now_) ops.push_back(op);
+    if (p.next_retry_tick > now_) continue;
+    if (p.accepted_by != kNoNode && Live(p.accepted_by)) {
+      const Raft& r = Node(p.accepted_by)->raw()->raft();
+      if (r.state() == StateType::kLeader && r.term() == p.accepted_term) continue;
+    }
+    ops.push_back(op);
   }
   for (size_t i = 0; i < ops.size() && i < 8; i++) ProposeWrite(ops[i]);
 }
 
 void Cluster::IssueRead() {
   if (pending_reads_.size() >= kPendingReadsMax) return;
-  NodeId target = Pick(Ids(true));
+  NodeId target = Pick(ClientTargets());
   if (target == kNoNode) return;
   std::string ctx = absl::StrCat("r", next_read_++);
   PendingRead r;
