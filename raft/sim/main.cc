@@ -20,6 +20,7 @@ namespace {
 using ganglion::raft::sim::RunSimulation;
 using ganglion::raft::sim::SimOptions;
 using ganglion::raft::sim::SimStats;
+using ganglion::raft::sim::Violation;
 
 // The seed being run, for the abort handler: the core aborts on a broken
 // invariant of its own, and the seed is what reproduces it.
@@ -88,6 +89,10 @@ int main(int argc, char** argv) {
     FILE* live_trace = nullptr;
     if (opts.trace) {
       live_trace = fopen(trace_path.c_str(), "w");
+      if (live_trace == nullptr) {
+        fprintf(stderr, "cannot write %s\n", trace_path.c_str());
+        return 2;
+      }
       opts.trace_line_sink = [live_trace](const std::string& line) {
         fputs(line.c_str(), live_trace);
         fflush(live_trace);
@@ -102,6 +107,8 @@ int main(int argc, char** argv) {
     seeds_run++;
     if (r->violation) {
       violations++;
+      if (live_trace) fclose(live_trace);
+      const Violation found = *r->violation;
       std::string path = trace_path.empty() ? absl::StrCat("raft-sim-trace-", seed, ".txt")
                                             : trace_path;
       if (!opts.trace) {
@@ -109,9 +116,13 @@ int main(int argc, char** argv) {
         opts.trace = true;
         r = RunSimulation(opts);
         std::ofstream(path) << r->trace;
+        if (!r->violation || r->violation->name != found.name) {
+          printf("seed=%llu: the traced rerun did not reproduce the violation (non-determinism)\n",
+                 static_cast<unsigned long long>(seed));
+        }
       }
       printf("seed=%llu violation=%s: %s (trace: %s)\n", static_cast<unsigned long long>(seed),
-             r->violation->name.c_str(), r->violation->detail.c_str(), path.c_str());
+             found.name.c_str(), found.detail.c_str(), path.c_str());
       fflush(stdout);
       break;
     }
