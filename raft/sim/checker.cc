@@ -27,8 +27,8 @@ void Checker::OnEntriesPersisted(NodeId id, const std::vector<Entry>& entries, T
   for (const Entry& e : entries) {
     LogRecord rec{EntryHash(e), prev_term};
     auto [it, inserted] = log_records_.emplace(std::make_pair(e.index, e.term), rec);
-    if (!inserted && (it->second.entry_hash != rec.entry_hash ||
-                      it->second.prev_term != rec.prev_term)) {
+    if (!inserted &&
+        (it->second.entry_hash != rec.entry_hash || it->second.prev_term != rec.prev_term)) {
       Fail("log-matching",
            absl::StrCat("node ", id, " persisted ", Describe(e), " with previous term ", prev_term,
                         " but another log holds a different entry or previous term (",
@@ -71,9 +71,9 @@ void Checker::OnSnapshotRestored(NodeId id, const Snapshot& snap, Index applied_
                       " with its commit index already at ", mc->second));
   }
   if (snap.metadata.index < applied_before) {
-    Fail("applied-went-backwards", absl::StrCat("node ", id, " restored snapshot at index ",
-                                                snap.metadata.index, " after applying ",
-                                                applied_before));
+    Fail("applied-went-backwards",
+         absl::StrCat("node ", id, " restored snapshot at index ", snap.metadata.index,
+                      " after applying ", applied_before));
   }
   auto it = committed_.find(snap.metadata.index);
   if (it != committed_.end() &&
@@ -89,16 +89,17 @@ bool Checker::CheckLeaderHas(NodeId id, const RawNode& raw, Index i, const Commi
   auto t = log.TermAt(i);
   if (!t.ok() || *t != c.term) {
     Fail("leader-completeness",
-         absl::StrCat("node ", id, " is leader of term ", raw.raft().term(),
-                      " but lacks entry ", i, " of term ", c.term, " committed by term ",
-                      c.commit_term,
+         absl::StrCat("node ", id, " is leader of term ", raw.raft().term(), " but lacks entry ", i,
+                      " of term ", c.term, " committed by term ", c.commit_term,
                       (t.ok() ? absl::StrCat(" (has term ", *t, ")") : std::string(" (missing)"))));
     return false;
   }
   return true;
 }
 
-void Checker::OnRestart(NodeId id) { memory_commit_.erase(id); }
+void Checker::OnRestart(NodeId id) {
+  memory_commit_.erase(id);
+}
 
 void Checker::AfterStep(const std::map<NodeId, SimNode*>& up_nodes) {
   for (const auto& [id, node] : up_nodes) {
@@ -116,8 +117,8 @@ void Checker::AfterStep(const std::map<NodeId, SimNode*>& up_nodes) {
     if (r.state() != StateType::kLeader) continue;
     auto [it, inserted] = leader_of_term_.emplace(r.term(), id);
     if (!inserted && it->second != id) {
-      Fail("two-leaders-in-term", absl::StrCat("nodes ", it->second, " and ", id,
-                                               " are both leader of term ", r.term()));
+      Fail("two-leaders-in-term",
+           absl::StrCat("nodes ", it->second, " and ", id, " are both leader of term ", r.term()));
     }
     // A new leader is checked against every committed entry; a continuing
     // one only against entries committed since its last check.
@@ -127,7 +128,8 @@ void Checker::AfterStep(const std::map<NodeId, SimNode*>& up_nodes) {
     for (auto c = committed_.upper_bound(checked_index); c != committed_.end(); ++c) {
       // Leaders of the committing term and later must hold it; an earlier
       // term's leader may legitimately hold a different entry there.
-      if (c->second.commit_term <= r.term() && !CheckLeaderHas(id, *node->raw(), c->first, c->second)) {
+      if (c->second.commit_term <= r.term() &&
+          !CheckLeaderHas(id, *node->raw(), c->first, c->second)) {
         break;
       }
       checked_index = c->first;

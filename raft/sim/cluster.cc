@@ -26,8 +26,8 @@ std::string SimStats::Describe() const {
   return absl::StrCat("elections=", elections, " leader_changes=", leader_changes,
                       " committed=", committed, " dropped=", dropped, " duplicated=", duplicated,
                       " crashes=", crashes, " partitions=", partitions,
-                      " snapshots_installed=", snapshots_installed,
-                      " conf_changes=", conf_changes, " reads=", reads);
+                      " snapshots_installed=", snapshots_installed, " conf_changes=", conf_changes,
+                      " reads=", reads);
 }
 
 const std::vector<std::string>& KnownBugs() {
@@ -162,7 +162,7 @@ class Cluster {
     Term accepted_term = 0;
   };
   std::map<uint64_t, PendingWrite> pending_writes_;  // not yet applied anywhere
-  Index completed_write_index_ = 0;            // highest index of an applied write
+  Index completed_write_index_ = 0;                  // highest index of an applied write
   uint64_t next_read_ = 1;
   std::map<std::string, PendingRead> pending_reads_;
 
@@ -267,8 +267,8 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
     return;
   }
   if (!out.entries_persisted.empty()) {
-    Trace(absl::StrCat("node ", id, " persist entries [", out.entries_persisted.front().index,
-                       "..", out.entries_persisted.back().index, "] last term ",
+    Trace(absl::StrCat("node ", id, " persist entries [", out.entries_persisted.front().index, "..",
+                       out.entries_persisted.back().index, "] last term ",
                        out.entries_persisted.back().term));
     checker_.OnEntriesPersisted(id, out.entries_persisted, out.term_before_entries);
   }
@@ -338,8 +338,8 @@ void Cluster::Route(SimNode* n, ReadyOutcome& out, Index applied_before) {
     Trace(absl::StrCat("node ", id, " read ", rs.request_ctx, " index ", rs.index));
   }
   if (out.snapshot_created) {
-    Trace(absl::StrCat("node ", id, " snapshot at ", n->state_machine().applied,
-                       " first index ", n->storage().FirstIndex()));
+    Trace(absl::StrCat("node ", id, " snapshot at ", n->state_machine().applied, " first index ",
+                       n->storage().FirstIndex()));
   }
   for (NodeId gone : to_retire) CrashNode(gone, "removed from the configuration");
 }
@@ -500,9 +500,8 @@ void Cluster::ServeReads() {
     if (served < r.floor_index) {
       checker_.Fail("stale-read",
                     absl::StrCat("read ", it->first, " at node ", r.node, " served state at index ",
-                                 served, " (read index ", r.read_index,
-                                 ") but a write at index ", r.floor_index,
-                                 " completed before it began"));
+                                 served, " (read index ", r.read_index, ") but a write at index ",
+                                 r.floor_index, " completed before it began"));
       return;
     }
     stats_.reads++;
@@ -559,8 +558,8 @@ void Cluster::ProposeConfChange() {
       if (learners.empty() || voters.size() < 3) return;
       cc.changes.push_back({T::kAddNode, Pick(learners)});
       cc.changes.push_back({T::kRemoveNode, Pick(voters)});
-      cc.transition = rng_.Chance(500) ? ConfChange::Transition::kJointImplicit
-                                       : ConfChange::Transition::kAuto;
+      cc.transition =
+          rng_.Chance(500) ? ConfChange::Transition::kJointImplicit : ConfChange::Transition::kAuto;
       break;
     case 4:  // remove a learner
       if (learners.empty()) return;
@@ -610,8 +609,8 @@ void Cluster::InjectFault() {
         }
       }
       stats_.partitions++;
-      Trace(absl::StrCat("partition {", absl::StrJoin(a, ","), "} | {", absl::StrJoin(b, ","),
-                         "}"));
+      Trace(
+          absl::StrCat("partition {", absl::StrJoin(a, ","), "} | {", absl::StrJoin(b, ","), "}"));
       break;
     }
     case 2: {  // one-way: x no longer hears from anyone
@@ -703,9 +702,8 @@ bool Cluster::RunHeal() {
     // removed itself, a transfer) are fine as long as the writes commit.
     if (lead != kNoNode) leader_seen = true;
     if (!leader_seen && now_ > leader_bound) {
-      checker_.Fail("no-leader-after-heal",
-                    absl::StrCat("no leader ", kLeaderBoundTimeouts,
-                                 " election timeouts after healing"));
+      checker_.Fail("no-leader-after-heal", absl::StrCat("no leader ", kLeaderBoundTimeouts,
+                                                         " election timeouts after healing"));
       return false;
     }
     if (lead != kNoNode && pending_writes_.empty()) return true;
@@ -774,8 +772,8 @@ bool Cluster::RunFlapping() {
   if (changes > kChangesMax || term_after > term_before + 1) {
     checker_.Fail("leader-flapping",
                   absl::StrCat("node ", flapper, (one_way ? " (one-way)" : " (partial)"),
-                               " caused ", changes, " leader changes and terms ", term_before,
-                               "->", term_after, " in ", 30, " election timeouts"));
+                               " caused ", changes, " leader changes and terms ", term_before, "->",
+                               term_after, " in ", 30, " election timeouts"));
     return false;
   }
   return true;
@@ -837,8 +835,7 @@ SimResult Cluster::Run() {
                      node_opts_.snapshot_every_entries, " compact_lag ",
                      node_opts_.compact_lag_entries, " max_msg_bytes ", node_opts_.max_msg_bytes,
                      " max_inflight ", node_opts_.max_inflight_msgs, " fault_per_mille ",
-                     fault_per_mille_,
-                     " bug '", opts_.bug, "'"));
+                     fault_per_mille_, " bug '", opts_.bug, "'"));
   std::vector<NodeId> founders;
   for (int i = 1; i <= n; i++) founders.push_back(static_cast<NodeId>(i));
   for (NodeId id : founders) AddNode(id, founders);

@@ -24,10 +24,10 @@ namespace ganglion::raft::sim {
 
 struct SimOptions {
   uint64_t seed = 1;
-  int nodes = 0;             // 3, 5 or 7; 0: chosen by the seed
-  int chaos_steps = 400;     // ticks of the chaos phase
-  std::string bug;           // "" or one of the names KnownBugs() lists
-  bool trace = false;        // record the trace (costs time)
+  int nodes = 0;          // 3, 5 or 7; 0: chosen by the seed
+  int chaos_steps = 400;  // ticks of the chaos phase
+  std::string bug;        // "" or one of the names KnownBugs() lists
+  bool trace = false;     // record the trace (costs time)
   // Testing only: run the core without PreVote and CheckQuorum.
   bool disable_pre_vote = false;
   // With trace: also receives each line as it happens (so a trace survives
@@ -44,8 +44,8 @@ struct SimStats {
   uint64_t crashes = 0;
   uint64_t partitions = 0;
   uint64_t snapshots_installed = 0;
-  uint64_t conf_changes = 0;    // committed conf change entries that took effect
-  uint64_t reads = 0;           // linearizable reads served and checked
+  uint64_t conf_changes = 0;  // committed conf change entries that took effect
+  uint64_t reads = 0;         // linearizable reads served and checked
 
   void Add(const SimStats& o);
   std::string Describe() const;  // "elections=.. leader_changes=.. ..."

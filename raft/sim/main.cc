@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
       violations++;
       if (live_trace) fclose(live_trace);
       const Violation found = *r->violation;
-      std::string path = trace_path.empty() ? absl::StrCat("raft-sim-trace-", seed, ".txt")
-                                            : trace_path;
+      std::string path =
+          trace_path.empty() ? absl::StrCat("raft-sim-trace-", seed, ".txt") : trace_path;
       if (!opts.trace) {
         // Tracing costs time, so only a failing seed is rerun with it.
         opts.trace = true;

@@ -57,7 +57,9 @@ StateMachine StateMachine::Deserialize(const std::string& data) {
   return sm;
 }
 
-std::string EncodeWrite(const Write& w) { return absl::StrCat("w ", w.op_id, " ", w.key, " ", w.value); }
+std::string EncodeWrite(const Write& w) {
+  return absl::StrCat("w ", w.op_id, " ", w.key, " ", w.value);
+}
 
 std::optional<Write> DecodeWrite(const std::string& data) {
   std::vector<absl::string_view> parts = absl::StrSplit(data, ' ');

@@ -75,7 +75,9 @@ struct BugBound {
   uint64_t max_seeds;  // the bound each start point must meet
 };
 
-void PrintTo(const BugBound& b, std::ostream* os) { *os << b.bug << " within " << b.max_seeds; }
+void PrintTo(const BugBound& b, std::ostream* os) {
+  *os << b.bug << " within " << b.max_seeds;
+}
 
 class SimBugTest : public ::testing::TestWithParam<BugBound> {};
 
@@ -87,8 +89,8 @@ TEST_P(SimBugTest, CaughtWithinBound) {
   const BugBound& b = GetParam();
   for (uint64_t start : {1, 100001, 200001}) {
     auto [seeds, name] = SeedsToCatch(b.bug, start, b.max_seeds);
-    EXPECT_GT(seeds, 0u) << b.bug << " not caught within " << b.max_seeds
-                         << " seeds from seed " << start;
+    EXPECT_GT(seeds, 0u) << b.bug << " not caught within " << b.max_seeds << " seeds from seed "
+                         << start;
     std::printf("bug %s from seed %llu: caught after %llu seeds (%s)\n", b.bug,
                 static_cast<unsigned long long>(start), static_cast<unsigned long long>(seeds),
                 name.c_str());
