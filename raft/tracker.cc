@@ -107,7 +107,8 @@ bool Progress::MaybeDecrTo(Index rejected, Index match_hint) {
 bool Progress::IsPaused() const {
   switch (state) {
     case ProgressState::kProbe: return msg_app_flow_paused;
-    case ProgressState::kReplicate: return msg_app_flow_paused;
+    // A stale or partial ack can clear the flag with the window still full.
+    case ProgressState::kReplicate: return msg_app_flow_paused || inflights.Full();
     case ProgressState::kSnapshot: return true;
   }
   return true;
