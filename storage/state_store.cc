@@ -364,21 +364,25 @@ absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string
   while (it->Valid()) {
     std::string_view k = it->key().ToStringView();
     if (k >= upper) break;
-    std::string_view prefix;
+    std::string_view prefix_view;
     int64_t main = 0;
-    if (!ParseVersionKey(k, &prefix, &main)) return absl::DataLossError("corrupt version key");
+    if (!ParseVersionKey(k, &prefix_view, &main)) {
+      return absl::DataLossError("corrupt version key");
+    }
+    // A copy: the iterator's key bytes change when it moves.
+    std::string prefix(prefix_view);
     if (main > rev) {
       // Newer than wanted: jump to the newest version <= rev of this key.
-      std::string seek(prefix);
+      std::string seek = prefix;
       PutFixed64BE(&seek, inv_rev);
       it->Seek(seek);
       if (!it->Valid()) break;
       k = it->key().ToStringView();
       if (k >= upper) break;
-      std::string_view p2;
-      if (!ParseVersionKey(k, &p2, &main)) return absl::DataLossError("corrupt version key");
-      if (p2 != prefix) continue;  // no version <= rev; now at the next key
-      prefix = p2;
+      if (!ParseVersionKey(k, &prefix_view, &main)) {
+        return absl::DataLossError("corrupt version key");
+      }
+      if (prefix_view != prefix) continue;  // no version <= rev; now at the next key
     }
     KvRef kv;
     if (!DecodeVersionValue(it->value().ToStringView(), &kv)) {
@@ -392,7 +396,7 @@ absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string
       if (!visit(kv)) return absl::OkStatus();
     }
     // Skip the older versions of this key: a few Nexts, then one Seek.
-    std::string skip(prefix);
+    std::string& skip = prefix;
     bool moved = false;
     for (int i = 0; i < kNextBeforeSeek; i++) {
       it->Next();
