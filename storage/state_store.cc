@@ -39,6 +39,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
@@ -771,7 +772,7 @@ class StateStore::ApplyTxn {
  public:
   ApplyTxn(StateStore* store, int64_t cur, int64_t compact, bool want_events)
       : store_(store),
-        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/false),
         reader_(store->db_.get(), &batch_),
         cur_rev_(cur),
         compact_rev_(compact),
@@ -991,6 +992,8 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   if (options.env != nullptr) o.env = options.env;
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_write_buffer_number = 3;
+  // Revision-index keys arrive in order: insert them at the last position.
+  o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
   o.max_open_files = 512;
   o.keep_log_file_num = 4;
   o.compression = rocksdb::kLZ4Compression;
