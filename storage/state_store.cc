@@ -804,9 +804,28 @@ class StateStore::ApplyTxn {
   absl::Status Commit(raft::Index last_index) {
     batch_.Put(kAppliedKey, U64Value(last_index));
     batch_.Put(kCurrentRevKey, U64Value(static_cast<uint64_t>(cur_rev_)));
+    // Write the batch in key order (the index's order; equal keys stay in
+    // write order, so the last write wins as before): each memtable insert
+    // then starts from where the previous one of its prefix ended, which
+    // roughly halves the skiplist work of random keys.
+    rocksdb::WriteBatch sorted(batch_.GetWriteBatch()->GetDataSize());
+    std::unique_ptr<rocksdb::WBWIIterator> it(batch_.NewIterator());
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      rocksdb::WriteEntry e = it->Entry();
+      rocksdb::Status s;
+      if (e.type == rocksdb::kPutRecord) {
+        s = sorted.Put(e.key, e.value);
+      } else if (e.type == rocksdb::kDeleteRecord) {
+        s = sorted.Delete(e.key);
+      } else {
+        return absl::InternalError("state store: unexpected record type in apply batch");
+      }
+      if (!s.ok()) return FromRocks(s, "build apply batch");
+    }
+    if (auto s = FromRocks(it->status(), "iterate apply batch"); !s.ok()) return s;
     rocksdb::WriteOptions wo;
     wo.sync = false;  // the raft log replays what a crash loses
-    return FromRocks(store_->db_->Write(wo, batch_.GetWriteBatch()), "write apply batch");
+    return FromRocks(store_->db_->Write(wo, &sorted), "write apply batch");
   }
 
   int64_t cur_rev() const { return cur_rev_; }
@@ -994,6 +1013,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   o.max_write_buffer_number = 3;
   // Revision-index keys arrive in order: insert them at the last position.
   o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
+  // Point lookups of live keys (every put) skip the memtable when absent.
+  o.memtable_whole_key_filtering = true;
+  o.memtable_prefix_bloom_size_ratio = 0.05;
   o.max_open_files = 512;
   o.keep_log_file_num = 4;
   o.compression = rocksdb::kLZ4Compression;
