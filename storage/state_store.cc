@@ -50,6 +50,7 @@
 #include <array>
 #include <filesystem>
 #include <optional>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "storage/codec.h"
@@ -785,13 +786,22 @@ class StateStore::ApplyTxn {
     pending_.clear();
     ApplyResult result = std::visit([&](const auto& r) { return ApplyOne(r); }, req);
     if (!result.ok()) {
-      // Nothing of a failed request stays in the batch.
+      // Nothing of a failed request stays in the batch or the live overlay.
       auto s = batch_.RollbackToSavePoint();
       if (!s.ok()) return FromRocks(s, "rollback");
+      for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+        if (it->second.has_value()) {
+          live_[it->first] = std::move(*it->second);
+        } else {
+          live_.erase(it->first);
+        }
+      }
+      undo_.clear();
       pending_.clear();
       sub_ = 0;
       return result;
     }
+    undo_.clear();
     (void)batch_.PopSavePoint();
     if (sub_ > 0) {
       cur_rev_ = begin_rev_ + 1;
@@ -799,6 +809,36 @@ class StateStore::ApplyTxn {
     }
     pending_.clear();
     return result;
+  }
+
+  // Reads the live records of the keys the batch's plain puts will touch in
+  // one MultiGet, which batches the memtable and table lookups.
+  absl::Status Prefetch(const std::vector<ApplyOp>& ops) {
+    std::vector<std::string> keys;
+    for (const ApplyOp& op : ops) {
+      if (const auto* p = std::get_if<etcdserverpb::PutRequest>(&op.request)) {
+        keys.push_back(LiveKey(p->key()));
+      }
+    }
+    if (keys.empty()) return absl::OkStatus();
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    store_->db_->MultiGet(rocksdb::ReadOptions(), store_->db_->DefaultColumnFamily(), keys.size(),
+                          slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+    live_.reserve(keys.size() * 2);
+    for (size_t i = 0; i < keys.size(); i++) {
+      if (statuses[i].IsNotFound()) {
+        live_.emplace(std::move(keys[i]), std::nullopt);
+      } else if (statuses[i].ok()) {
+        live_.emplace(std::move(keys[i]), values[i].ToString());
+      } else {
+        return FromRocks(statuses[i], "prefetch live keys");
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Commit(raft::Index last_index) {
@@ -918,7 +958,8 @@ class StateStore::ApplyTxn {
 
   absl::StatusOr<etcdserverpb::PutResponse> Put(const etcdserverpb::PutRequest& p) {
     std::string holder;
-    auto found = reader_.Get(LiveKey(p.key()), &holder);
+    std::string live_key = LiveKey(p.key());
+    auto found = GetLive(live_key, &holder);
     if (!found.ok()) return found.status();
     KvRef prev;
     if (*found && !DecodeLiveValue(holder, &prev)) return absl::DataLossError("corrupt live value");
@@ -948,7 +989,7 @@ class StateStore::ApplyTxn {
     PutU8(&rev_value, 0);
     rev_value.append(p.key());
     batch_.Put(VersionKey(p.key(), rev), version_value);
-    batch_.Put(LiveKey(p.key()), live_value);
+    SetLive(std::move(live_key), std::move(live_value));
     batch_.Put(RevKey(rev, sub), rev_value);
     resp.mutable_header()->set_revision(rev);
     return resp;
@@ -970,7 +1011,7 @@ class StateStore::ApplyTxn {
     for (const mvccpb::KeyValue& kv : victims) {
       const int64_t sub = sub_++;
       batch_.Put(VersionKey(kv.key(), rev), EncodeVersionValue(true, sub, 0, 0, 0, ""));
-      batch_.Delete(LiveKey(kv.key()));
+      SetLive(LiveKey(kv.key()), std::nullopt);
       std::string rev_value;
       PutU8(&rev_value, 1);
       rev_value.append(kv.key());
@@ -1000,6 +1041,38 @@ class StateStore::ApplyTxn {
   int64_t sub_ = 0;
   std::vector<mvccpb::Event> pending_;
   std::vector<RevisionEvents> events_;
+  // Live records ('l' keys) as of the batch so far: exact for every key it
+  // holds (prefetched, or written by this batch, which writes them all
+  // through SetLive). Lets puts skip the batch index and the DB.
+  std::unordered_map<std::string, std::optional<std::string>> live_;
+  // The current request's changes to live_: key and previous entry (none:
+  // absent from the map), undone if the request fails.
+  std::vector<std::pair<std::string, std::optional<std::optional<std::string>>>> undo_;
+
+  // Live record of a live key ('l' prefix), through the overlay.
+  absl::StatusOr<bool> GetLive(const std::string& live_key, std::string* value) {
+    if (auto it = live_.find(live_key); it != live_.end()) {
+      if (!it->second) return false;
+      *value = *it->second;
+      return true;
+    }
+    return reader_.Get(live_key, value);
+  }
+
+  void SetLive(std::string live_key, std::optional<std::string> value) {
+    auto it = live_.find(live_key);
+    if (it == live_.end()) {
+      undo_.emplace_back(live_key, std::nullopt);
+    } else {
+      undo_.emplace_back(live_key, std::move(it->second));
+    }
+    if (value) {
+      batch_.Put(live_key, *value);
+    } else {
+      batch_.Delete(live_key);
+    }
+    live_[std::move(live_key)] = std::move(value);
+  }
 };
 
 // ---- StateStore ----
@@ -1091,6 +1164,7 @@ absl::StatusOr<std::vector<ApplyResult>> StateStore::Apply(const std::vector<App
     subscriber = subscriber_;
   }
   ApplyTxn txn(this, cur, compact, subscriber != nullptr);
+  if (auto s = txn.Prefetch(ops); !s.ok()) return s;
   std::vector<ApplyResult> results;
   results.reserve(ops.size());
   for (const ApplyOp& op : ops) {
