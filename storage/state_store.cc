@@ -260,18 +260,21 @@ class DbReader final : public ViewReader {
   rocksdb::ReadOptions ro_;
 };
 
+// Reads the DB through an apply batch's index, which `index` builds on first
+// use (most batches are plain puts and never need one).
 class BatchReader final : public ViewReader {
  public:
-  BatchReader(rocksdb::DB* db, rocksdb::WriteBatchWithIndex* batch) : db_(db), batch_(batch) {}
+  BatchReader(rocksdb::DB* db, std::function<rocksdb::WriteBatchWithIndex*()> index)
+      : db_(db), index_(std::move(index)) {}
   std::unique_ptr<rocksdb::Iterator> NewIterator(const rocksdb::Slice* upper) override {
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = upper;
     rocksdb::Iterator* base = db_->NewIterator(ro);
     return std::unique_ptr<rocksdb::Iterator>(
-        batch_->NewIteratorWithBase(db_->DefaultColumnFamily(), base, &ro));
+        index_()->NewIteratorWithBase(db_->DefaultColumnFamily(), base, &ro));
   }
   absl::StatusOr<bool> Get(const std::string& key, std::string* value) override {
-    rocksdb::Status s = batch_->GetFromBatchAndDB(db_, rocksdb::ReadOptions(), key, value);
+    rocksdb::Status s = index_()->GetFromBatchAndDB(db_, rocksdb::ReadOptions(), key, value);
     if (s.IsNotFound()) return false;
     if (!s.ok()) return FromRocks(s, "get");
     return true;
@@ -279,7 +282,7 @@ class BatchReader final : public ViewReader {
 
  private:
   rocksdb::DB* db_;
-  rocksdb::WriteBatchWithIndex* batch_;
+  std::function<rocksdb::WriteBatchWithIndex*()> index_;
 };
 
 // Newest version of key with main revision <= rev (tombstones included).
@@ -773,22 +776,27 @@ class StateStore::ApplyTxn {
  public:
   ApplyTxn(StateStore* store, int64_t cur, int64_t compact, bool want_events)
       : store_(store),
-        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/false),
-        reader_(store->db_.get(), &batch_),
+        reader_(store->db_.get(), [this] { return Index(); }),
         cur_rev_(cur),
         compact_rev_(compact),
         want_events_(want_events) {}
 
   ApplyResult Apply(const ApplyOp::Request& req) {
-    batch_.SetSavePoint();
+    savepoint_ = writes_.size();
+    index_built_by_request_ = false;
+    if (index_) index_->SetSavePoint();
     begin_rev_ = cur_rev_;
     sub_ = 0;
     pending_.clear();
     ApplyResult result = std::visit([&](const auto& r) { return ApplyOne(r); }, req);
     if (!result.ok()) {
       // Nothing of a failed request stays in the batch or the live overlay.
-      auto s = batch_.RollbackToSavePoint();
-      if (!s.ok()) return FromRocks(s, "rollback");
+      writes_.resize(savepoint_);
+      if (index_built_by_request_) {
+        index_.reset();  // rebuilt from writes_ when next needed
+      } else if (index_) {
+        if (auto s = index_->RollbackToSavePoint(); !s.ok()) return FromRocks(s, "rollback");
+      }
       for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
         if (it->second.has_value()) {
           live_[it->first] = std::move(*it->second);
@@ -802,7 +810,7 @@ class StateStore::ApplyTxn {
       return result;
     }
     undo_.clear();
-    (void)batch_.PopSavePoint();
+    if (index_ && !index_built_by_request_) (void)index_->PopSavePoint();
     if (sub_ > 0) {
       cur_rev_ = begin_rev_ + 1;
       if (want_events_) events_.push_back(RevisionEvents{cur_rev_, std::move(pending_)});
@@ -842,27 +850,25 @@ class StateStore::ApplyTxn {
   }
 
   absl::Status Commit(raft::Index last_index) {
-    batch_.Put(kAppliedKey, U64Value(last_index));
-    batch_.Put(kCurrentRevKey, U64Value(static_cast<uint64_t>(cur_rev_)));
-    // Write the batch in key order (the index's order; equal keys stay in
-    // write order, so the last write wins as before): each memtable insert
-    // then starts from where the previous one of its prefix ended, which
-    // roughly halves the skiplist work of random keys.
-    rocksdb::WriteBatch sorted(batch_.GetWriteBatch()->GetDataSize());
-    std::unique_ptr<rocksdb::WBWIIterator> it(batch_.NewIterator());
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      rocksdb::WriteEntry e = it->Entry();
-      rocksdb::Status s;
-      if (e.type == rocksdb::kPutRecord) {
-        s = sorted.Put(e.key, e.value);
-      } else if (e.type == rocksdb::kDeleteRecord) {
-        s = sorted.Delete(e.key);
-      } else {
-        return absl::InternalError("state store: unexpected record type in apply batch");
-      }
+    BatchPut(kAppliedKey, U64Value(last_index));
+    BatchPut(kCurrentRevKey, U64Value(static_cast<uint64_t>(cur_rev_)));
+    // Write the batch in key order (equal keys stay in write order, so the
+    // last write wins as before): each memtable insert then starts from where
+    // the previous one of its prefix ended instead of from the top.
+    std::vector<uint32_t> order(writes_.size());
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < order.size(); i++) {
+      order[i] = i;
+      bytes += writes_[i].key.size() + writes_[i].value.size() + 8;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return writes_[a].key < writes_[b].key; });
+    rocksdb::WriteBatch sorted(bytes + 64);
+    for (uint32_t i : order) {
+      const PendingWrite& w = writes_[i];
+      rocksdb::Status s = w.del ? sorted.Delete(w.key) : sorted.Put(w.key, w.value);
       if (!s.ok()) return FromRocks(s, "build apply batch");
     }
-    if (auto s = FromRocks(it->status(), "iterate apply batch"); !s.ok()) return s;
     rocksdb::WriteOptions wo;
     wo.sync = false;  // the raft log replays what a crash loses
     return FromRocks(store_->db_->Write(wo, &sorted), "write apply batch");
@@ -921,7 +927,7 @@ class StateStore::ApplyTxn {
     if (c.revision() <= compact_rev_) return absl::OutOfRangeError(kErrCompacted);
     if (c.revision() > cur_rev_) return absl::OutOfRangeError(kErrFutureRev);
     compact_rev_ = c.revision();
-    batch_.Put(kCompactRevKey, U64Value(static_cast<uint64_t>(compact_rev_)));
+    BatchPut(kCompactRevKey, U64Value(static_cast<uint64_t>(compact_rev_)));
     etcdserverpb::CompactionResponse resp;
     resp.mutable_header()->set_revision(cur_rev_);
     return ApplyResponse(std::move(resp));
@@ -988,9 +994,9 @@ class StateStore::ApplyTxn {
     std::string rev_value;
     PutU8(&rev_value, 0);
     rev_value.append(p.key());
-    batch_.Put(VersionKey(p.key(), rev), version_value);
+    BatchPut(VersionKey(p.key(), rev), std::move(version_value));
     SetLive(std::move(live_key), std::move(live_value));
-    batch_.Put(RevKey(rev, sub), rev_value);
+    BatchPut(RevKey(rev, sub), std::move(rev_value));
     resp.mutable_header()->set_revision(rev);
     return resp;
   }
@@ -1000,22 +1006,34 @@ class StateStore::ApplyTxn {
     bool single = false, unbounded = false;
     MkGteRangeEnd(d.range_end(), &single, &unbounded);
     std::vector<mvccpb::KeyValue> victims;
-    auto s = VisitRange(&reader_, d.key(), d.range_end(), single, unbounded, rev_in_txn(), true,
-                        [&](const KvRef& kv) {
-                          kv.ToProto(&victims.emplace_back());
-                          return true;
-                        });
-    if (!s.ok()) return s;
+    if (single) {
+      std::string holder;
+      auto found = GetLive(LiveKey(d.key()), &holder);
+      if (!found.ok()) return found.status();
+      KvRef kv;
+      if (*found) {
+        if (!DecodeLiveValue(holder, &kv)) return absl::DataLossError("corrupt live value");
+        kv.key = d.key();
+        kv.ToProto(&victims.emplace_back());
+      }
+    } else {
+      auto s = VisitRange(&reader_, d.key(), d.range_end(), single, unbounded, rev_in_txn(), true,
+                          [&](const KvRef& kv) {
+                            kv.ToProto(&victims.emplace_back());
+                            return true;
+                          });
+      if (!s.ok()) return s;
+    }
     etcdserverpb::DeleteRangeResponse resp;
     const int64_t rev = begin_rev_ + 1;
     for (const mvccpb::KeyValue& kv : victims) {
       const int64_t sub = sub_++;
-      batch_.Put(VersionKey(kv.key(), rev), EncodeVersionValue(true, sub, 0, 0, 0, ""));
+      BatchPut(VersionKey(kv.key(), rev), EncodeVersionValue(true, sub, 0, 0, 0, ""));
       SetLive(LiveKey(kv.key()), std::nullopt);
       std::string rev_value;
       PutU8(&rev_value, 1);
       rev_value.append(kv.key());
-      batch_.Put(RevKey(rev, sub), rev_value);
+      BatchPut(RevKey(rev, sub), std::move(rev_value));
       if (want_events_) {
         mvccpb::Event& ev = pending_.emplace_back();
         ev.set_type(mvccpb::Event::DELETE);
@@ -1030,9 +1048,21 @@ class StateStore::ApplyTxn {
     return resp;
   }
 
+  struct PendingWrite {
+    std::string key, value;
+    bool del = false;
+  };
+
   StateStore* store_;
-  rocksdb::WriteBatchWithIndex batch_;
+  // Every write of the batch in order: the source of the committed batch.
+  std::vector<PendingWrite> writes_;
+  // The same writes indexed, for reads other than live-key lookups; built
+  // only when a request needs one.
+  std::unique_ptr<rocksdb::WriteBatchWithIndex> index_;
   BatchReader reader_;
+  // The current request's start in writes_, and whether it built index_.
+  size_t savepoint_ = 0;
+  bool index_built_by_request_ = false;
   int64_t cur_rev_;
   int64_t compact_rev_;
   const bool want_events_;
@@ -1056,7 +1086,37 @@ class StateStore::ApplyTxn {
       *value = *it->second;
       return true;
     }
-    return reader_.Get(live_key, value);
+    // Not written by this batch (those are all in live_): the DB has it.
+    rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), live_key, value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return FromRocks(s, "get live key");
+    return true;
+  }
+
+  void BatchPut(std::string key, std::string value) {
+    if (index_) index_->Put(key, value);
+    writes_.push_back(PendingWrite{std::move(key), std::move(value), false});
+  }
+  void BatchDelete(std::string key) {
+    if (index_) index_->Delete(key);
+    writes_.push_back(PendingWrite{std::move(key), std::string(), true});
+  }
+
+  // The batch's writes indexed for reads, built on first use.
+  rocksdb::WriteBatchWithIndex* Index() {
+    if (!index_) {
+      index_ = std::make_unique<rocksdb::WriteBatchWithIndex>(rocksdb::BytewiseComparator(), 0,
+                                                              /*overwrite_key=*/false);
+      for (const PendingWrite& w : writes_) {
+        if (w.del) {
+          index_->Delete(w.key);
+        } else {
+          index_->Put(w.key, w.value);
+        }
+      }
+      index_built_by_request_ = true;
+    }
+    return index_.get();
   }
 
   void SetLive(std::string live_key, std::optional<std::string> value) {
@@ -1067,9 +1127,9 @@ class StateStore::ApplyTxn {
       undo_.emplace_back(live_key, std::move(it->second));
     }
     if (value) {
-      batch_.Put(live_key, *value);
+      BatchPut(live_key, *value);
     } else {
-      batch_.Delete(live_key);
+      BatchDelete(live_key);
     }
     live_[std::move(live_key)] = std::move(value);
   }
