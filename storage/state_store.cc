@@ -1527,6 +1527,7 @@ absl::Status StateStore::CompactBatch(int64_t target, bool* done) {
     std::string begin(1, kRevPrefix);
     rocksdb::Slice b(begin), e(upper);
     rocksdb::CompactRangeOptions cro;
+    cro.exclusive_manual_compaction = false;  // never hold up automatic compactions
     (void)db_->CompactRange(cro, &b, &e);
     std::lock_guard lock(mu_);
     physical_rev_ = std::max(physical_rev_, target);
