@@ -1285,7 +1285,8 @@ absl::StatusOr<RangeResponse> StateStore::Range(const RangeRequest& req) const {
 
 absl::StatusOr<HashKVResult> StateStore::HashKV(int64_t rev) const {
   Snapshot snap(this);
-  if (rev > 0 && rev <= snap.compact()) return absl::OutOfRangeError(kErrCompacted);
+  // As etcd: the compact revision itself can still be hashed.
+  if (rev > 0 && rev < snap.compact()) return absl::OutOfRangeError(kErrCompacted);
   if (rev > snap.cur()) return absl::OutOfRangeError(kErrFutureRev);
   if (rev <= 0) rev = snap.cur();
   DbReader reader(db_.get(), snap.get());
