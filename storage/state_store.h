@@ -110,6 +110,12 @@ class StateStore {
   absl::StatusOr<std::vector<ApplyResult>> Apply(const std::vector<ApplyOp>& ops,
                                                  raft::Index last_index);
 
+  // etcd's Range: revision <= 0 reads the current revision; below the compact
+  // revision fails with kErrCompacted, above the current with kErrFutureRev
+  // (both OutOfRange). The header revision is the current revision; count is
+  // the number of keys in the range before the min/max filters and the limit.
+  // Cost: O(log n) per key returned or counted; reads at the current revision
+  // scan the live index, older ones seek in the history once per key.
   absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& req) const;
 
   // Hash of the logical key-value history up to `rev` (0: current). Equal on
@@ -117,7 +123,10 @@ class StateStore {
   absl::StatusOr<HashKVResult> HashKV(int64_t rev) const;
 
   // Events of revisions in [start_rev, end_rev) (end_rev 0: up to current),
-  // at most max_events (but always whole revisions, at least one).
+  // at most max_events (but always whole revisions, at least one), walking
+  // the revision index. start_rev below the compact revision fails with
+  // kErrCompacted (as etcd's watch); prev_kv is set when the previous version
+  // is at or above the compact revision and was not a delete.
   absl::StatusOr<EventsPage> EventsSince(int64_t start_rev, int64_t end_rev,
                                          uint64_t max_events) const;
 
@@ -139,7 +148,9 @@ class StateStore {
   // Runs physical compaction to the current compact revision on the calling
   // thread, or only up to `batches_max` batches. For tests and tools.
   absl::Status CompactPhysicallyForTest(uint64_t batches_max = UINT64_MAX);
-  // Blocks until the background thread has caught up with compact_revision().
+  // Blocks until the background thread has caught up with compact_revision()
+  // (what etcd's CompactionRequest.physical waits for). Needs
+  // options.background_compaction.
   void WaitForPhysicalCompaction();
   // Raw count of stored versions (live, superseded and tombstones).
   absl::StatusOr<uint64_t> CountVersionsForTest() const;
@@ -170,6 +181,7 @@ class StateStore {
   int64_t physical_rev_ = 0;
   bool stop_ = false;
   // Serializes physical compaction batches (background thread vs tests).
+  // Never taken by Apply or readers; never held while waiting on mu_'s cv.
   std::mutex compaction_mu_;
   std::thread compaction_thread_;
 };
