@@ -245,6 +245,18 @@ TEST_P(ModelTest, RandomOpsMatchModel) {
       auto want = model.Range(k, e, rev == 0 ? model.rev() : rev);
       expect_range(*got, want, what + " rev " + std::to_string(rev));
       if (::testing::Test::HasFatalFailure()) return;
+      // The same read with a limit: a prefix of it, `more` and the full count.
+      int64_t limit = 1 + static_cast<int64_t>(rng() % 3);
+      auto req = RangeReq(k, e, rev);
+      req.set_limit(limit);
+      auto limited = store->Range(req);
+      ASSERT_TRUE(limited.ok()) << limited.status();
+      ASSERT_EQ(limited->count(), static_cast<int64_t>(want.size())) << what;
+      ASSERT_EQ(limited->more(), static_cast<int64_t>(want.size()) > limit) << what;
+      ASSERT_EQ(limited->kvs_size(), std::min<int64_t>(limit, want.size())) << what;
+      for (int j = 0; j < limited->kvs_size(); j++) {
+        ASSERT_EQ(limited->kvs(j).key(), want[j].first) << what;
+      }
     }
   }
 }
