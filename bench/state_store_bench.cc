@@ -93,7 +93,8 @@ void BM_ApplyPuts(benchmark::State& state) {
     bs.PutBatch(keys, value);
     puts += batch;
   }
-  if (state.range(1) == 1 && events != static_cast<uint64_t>(puts)) Die(absl::InternalError("events"));
+  if (state.range(1) == 1 && events != static_cast<uint64_t>(puts))
+    Die(absl::InternalError("events"));
   state.SetItemsProcessed(puts);
 }
 BENCHMARK(BM_ApplyPuts)->Args({64, 0})->Args({256, 0})->Args({1024, 0})->Args({256, 1});

@@ -316,9 +316,8 @@ absl::StatusOr<bool> VersionAtOrBelow(ViewReader* r, std::string_view key, int64
 // visitor returns false to stop.
 using Visitor = std::function<bool(const KvRef&)>;
 
-absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string& end,
-                        bool single, bool unbounded, int64_t rev, bool at_current,
-                        const Visitor& visit) {
+absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string& end, bool single,
+                        bool unbounded, int64_t rev, bool at_current, const Visitor& visit) {
   if (single) {
     std::string holder;
     KvRef kv;
@@ -455,8 +454,7 @@ absl::Status CheckRequestOp(const RequestOp& op, int64_t max_txn_ops) {
 }
 
 absl::Status CheckTxnRequest(const TxnRequest& r, int64_t max_txn_ops) {
-  int64_t opc = std::max<int64_t>(
-      {r.compare_size(), r.success_size(), r.failure_size()});
+  int64_t opc = std::max<int64_t>({r.compare_size(), r.success_size(), r.failure_size()});
   if (opc > max_txn_ops) return absl::InvalidArgumentError(kErrTooManyOps);
   for (const Compare& c : r.compare()) {
     if (c.key().empty()) return absl::InvalidArgumentError(kErrEmptyKey);
@@ -522,8 +520,7 @@ absl::Status CheckIntervals(const google::protobuf::RepeatedPtrField<RequestOp>&
     }
     for (const std::string& k : puts_else) {
       // then and else are exclusive: the same key in both is fine.
-      if (has_put(k) &&
-          std::find(puts_then.begin(), puts_then.end(), k) == puts_then.end()) {
+      if (has_put(k) && std::find(puts_then.begin(), puts_then.end(), k) == puts_then.end()) {
         return absl::InvalidArgumentError(kErrDuplicateKey);
       }
       if (AnyContains(*dels, k)) return absl::InvalidArgumentError(kErrDuplicateKey);
@@ -551,22 +548,23 @@ bool IsTxnReadOnly(const TxnRequest& r) {
   return true;
 }
 
-int CompareInt(int64_t a, int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
+int CompareInt(int64_t a, int64_t b) {
+  return a < b ? -1 : (a > b ? 1 : 0);
+}
 
 bool CompareKv(const Compare& c, const KvRef& kv) {
   int result = 0;
   switch (c.target()) {
     case Compare::VALUE: {
-      std::string_view want = c.target_union_case() == Compare::kValue
-                                 ? std::string_view(c.value())
-                                 : std::string_view();
+      std::string_view want = c.target_union_case() == Compare::kValue ? std::string_view(c.value())
+                                                                       : std::string_view();
       int cmp = kv.value.compare(want);
       result = cmp < 0 ? -1 : (cmp > 0 ? 1 : 0);
       break;
     }
     case Compare::CREATE:
-      result = CompareInt(kv.create,
-                          c.target_union_case() == Compare::kCreateRevision ? c.create_revision() : 0);
+      result = CompareInt(
+          kv.create, c.target_union_case() == Compare::kCreateRevision ? c.create_revision() : 0);
       break;
     case Compare::MOD:
       result =
@@ -616,14 +614,14 @@ absl::StatusOr<RangeResponse> RangeAt(ViewReader* r, const RangeRequest& req, in
   std::vector<mvccpb::KeyValue> kvs;
   bool single = false, unbounded = false;
   MkGteRangeEnd(req.range_end(), &single, &unbounded);
-  auto s = VisitRange(r, req.key(), req.range_end(), single, unbounded, rev, rev == cur,
-                      [&](const KvRef& kv) {
-                        count++;
-                        if (!req.count_only() && (limit <= 0 || static_cast<int64_t>(kvs.size()) < limit)) {
-                          kv.ToProto(&kvs.emplace_back(), !req.keys_only());
-                        }
-                        return true;
-                      });
+  auto s = VisitRange(
+      r, req.key(), req.range_end(), single, unbounded, rev, rev == cur, [&](const KvRef& kv) {
+        count++;
+        if (!req.count_only() && (limit <= 0 || static_cast<int64_t>(kvs.size()) < limit)) {
+          kv.ToProto(&kvs.emplace_back(), !req.keys_only());
+        }
+        return true;
+      });
   if (!s.ok()) return s;
 
   auto prune = [&](auto drop) { std::erase_if(kvs, drop); };
@@ -670,10 +668,9 @@ absl::StatusOr<RangeResponse> RangeAt(ViewReader* r, const RangeRequest& req, in
     if (order == RangeRequest::ASCEND) {
       std::stable_sort(kvs.begin(), kvs.end(), less);
     } else {
-      std::stable_sort(kvs.begin(), kvs.end(),
-                       [&](const mvccpb::KeyValue& a, const mvccpb::KeyValue& b) {
-                         return less(b, a);
-                       });
+      std::stable_sort(
+          kvs.begin(), kvs.end(),
+          [&](const mvccpb::KeyValue& a, const mvccpb::KeyValue& b) { return less(b, a); });
     }
   }
   if (req.limit() > 0 && static_cast<int64_t>(kvs.size()) > req.limit()) {
@@ -690,15 +687,15 @@ bool ApplyCompare(ViewReader* r, const Compare& c, int64_t cur) {
   bool single = false, unbounded = false;
   MkGteRangeEnd(c.range_end(), &single, &unbounded);
   bool any = false, all = true;
-  auto s = VisitRange(r, c.key(), c.range_end(), single, unbounded, cur, true,
-                      [&](const KvRef& kv) {
-                        any = true;
-                        if (!CompareKv(c, kv)) {
-                          all = false;
-                          return false;
-                        }
-                        return true;
-                      });
+  auto s =
+      VisitRange(r, c.key(), c.range_end(), single, unbounded, cur, true, [&](const KvRef& kv) {
+        any = true;
+        if (!CompareKv(c, kv)) {
+          all = false;
+          return false;
+        }
+        return true;
+      });
   if (!s.ok()) return false;
   if (!any) {
     // A missing key has no value to compare: nil and "" are the same on the wire.
@@ -1379,7 +1376,8 @@ absl::StatusOr<EventsPage> StateStore::EventsSince(int64_t start_rev, int64_t en
     // is not compacted; below that it may or may not be physically present.
     KvRef prev;
     absl::StatusOr<bool> found = false;
-    if (main - 1 >= snap.compact()) found = VersionAtOrBelow(&reader, key, main - 1, &holder, &prev);
+    if (main - 1 >= snap.compact())
+      found = VersionAtOrBelow(&reader, key, main - 1, &holder, &prev);
     if (!found.ok()) return found.status();
     if (*found && !prev.tombstone) {
       prev.key = key;
@@ -1419,7 +1417,9 @@ absl::Status StateStore::RestoreFromCheckpoint(const std::string& checkpoint_dir
     if (entry.path().extension() == ".sst") fs::create_hard_link(entry.path(), to, link_ec);
     if (entry.path().extension() != ".sst" || link_ec) {
       fs::copy_file(entry.path(), to, fs::copy_options::overwrite_existing, ec);
-      if (ec) return absl::InternalError(absl::StrCat("copy ", entry.path().string(), ": ", ec.message()));
+      if (ec)
+        return absl::InternalError(
+            absl::StrCat("copy ", entry.path().string(), ": ", ec.message()));
     }
   }
   fs::remove_all(state_dir, ec);

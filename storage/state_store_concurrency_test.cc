@@ -19,7 +19,9 @@ using testing::TempDir;
 
 constexpr int kKeys = 20;
 
-std::string Key(int j) { return "k" + std::string(1, static_cast<char>('a' + j)); }
+std::string Key(int j) {
+  return "k" + std::string(1, static_cast<char>('a' + j));
+}
 
 TEST(StateStoreConcurrencyTest, ReadsDuringApplyAndCompactionSeeExactHistory) {
   TempDir dir;

@@ -98,9 +98,9 @@ TEST_P(ModelTest, RandomOpsMatchModel) {
   auto store = OpenOrDie(dir.sub("state"), o);
   Model model;
   int64_t compact = 0;
-  const std::vector<std::string> keys = {"a",  std::string("a\0", 2), std::string("a\0\0", 3),
-                                         "ab", "abc",                  "b",
-                                         "ba", "c",                    std::string("c\xff", 2)};
+  const std::vector<std::string> keys = {
+      "a", std::string("a\0", 2),  std::string("a\0\0", 3), "ab", "abc", "b", "ba",
+      "c", std::string("c\xff", 2)};
   auto pick = [&] { return keys[rng() % keys.size()]; };
   auto pick_end = [&]() -> std::string {
     switch (rng() % 4) {
@@ -239,7 +239,8 @@ TEST_P(ModelTest, RandomOpsMatchModel) {
     for (int i = 0; i < 3; i++) {
       std::string k = pick(), e = pick_end();
       int64_t lo = std::max<int64_t>(compact, 1);
-      int64_t rev = model.rev() < lo ? 0 : lo + static_cast<int64_t>(rng() % (model.rev() - lo + 1));
+      int64_t rev =
+          model.rev() < lo ? 0 : lo + static_cast<int64_t>(rng() % (model.rev() - lo + 1));
       auto got = store->Range(RangeReq(k, e, rev));
       ASSERT_TRUE(got.ok()) << got.status() << " rev " << rev << " compact " << compact;
       auto want = model.Range(k, e, rev == 0 ? model.rev() : rev);

@@ -189,7 +189,7 @@ class RangeTest : public StateStoreTest {
   void SetUp() override {
     // Keys with NUL bytes exercise the escaping of the history index.
     for (const std::string& k : {std::string("a"), std::string("a\0", 2), std::string("a\0b", 3),
-                                std::string("ab"), std::string("b"), std::string("c")}) {
+                                 std::string("ab"), std::string("b"), std::string("c")}) {
       a_.Put(k, "v" + k);
     }
   }
