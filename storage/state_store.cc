@@ -1252,36 +1252,59 @@ void StateStore::Subscribe(Subscriber subscriber) {
   subscriber_ = subscriber ? std::make_shared<const Subscriber>(std::move(subscriber)) : nullptr;
 }
 
-// A RocksDB snapshot plus the in-memory revisions it is at least as new as.
+// A RocksDB snapshot and the revisions it is at. Apply publishes the new
+// current revision only after its batch is written, so a snapshot may hold a
+// batch newer than current_rev_: the current revision is read from the
+// snapshot itself (the live index is only valid at exactly that revision).
+// The in-memory compact revision is safe to use: physical removal only
+// starts after it is published.
 class StateStore::Snapshot {
  public:
   explicit Snapshot(const StateStore* store) : db_(store->db_.get()) {
-    std::lock_guard lock(store->mu_);
-    snap_ = db_->GetSnapshot();
-    cur_ = store->current_rev_;
-    compact_ = store->compact_rev_;
+    {
+      std::lock_guard lock(store->mu_);
+      snap_ = db_->GetSnapshot();
+      cur_ = store->current_rev_;
+      compact_ = store->compact_rev_;
+    }
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap_;
+    std::string v;
+    status_ = FromRocks(db_->Get(ro, kCurrentRevKey, &v), "read current revision");
+    if (status_.ok()) {
+      Reader r(v);
+      uint64_t cur = 0;
+      if (!r.GetU64(&cur)) status_ = absl::DataLossError("corrupt current revision");
+      cur_ = std::max(cur_, static_cast<int64_t>(cur));
+    } else if (cur_ == 0) {
+      status_ = absl::OkStatus();  // nothing applied yet
+    }
   }
   ~Snapshot() { db_->ReleaseSnapshot(snap_); }
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
   const rocksdb::Snapshot* get() const { return snap_; }
+  const absl::Status& status() const { return status_; }
   int64_t cur() const { return cur_; }
   int64_t compact() const { return compact_; }
 
  private:
   rocksdb::DB* db_;
   const rocksdb::Snapshot* snap_;
+  absl::Status status_;
   int64_t cur_ = 0, compact_ = 0;
 };
 
 absl::StatusOr<RangeResponse> StateStore::Range(const RangeRequest& req) const {
   Snapshot snap(this);
+  if (!snap.status().ok()) return snap.status();
   DbReader reader(db_.get(), snap.get());
   return RangeAt(&reader, req, snap.cur(), snap.compact());
 }
 
 absl::StatusOr<HashKVResult> StateStore::HashKV(int64_t rev) const {
   Snapshot snap(this);
+  if (!snap.status().ok()) return snap.status();
   // As etcd: the compact revision itself can still be hashed.
   if (rev > 0 && rev < snap.compact()) return absl::OutOfRangeError(kErrCompacted);
   if (rev > snap.cur()) return absl::OutOfRangeError(kErrFutureRev);
@@ -1327,6 +1350,7 @@ absl::StatusOr<HashKVResult> StateStore::HashKV(int64_t rev) const {
 absl::StatusOr<EventsPage> StateStore::EventsSince(int64_t start_rev, int64_t end_rev,
                                                    uint64_t max_events) const {
   Snapshot snap(this);
+  if (!snap.status().ok()) return snap.status();
   if (start_rev < snap.compact()) return absl::OutOfRangeError(kErrCompacted);
   if (start_rev <= 0) start_rev = 1;
   if (end_rev <= 0 || end_rev > snap.cur() + 1) end_rev = snap.cur() + 1;
