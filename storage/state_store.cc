@@ -36,6 +36,7 @@
 // so a reader at any revision >= C sees the same answer at every step.
 #include "storage/state_store.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -1150,6 +1151,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   o.keep_log_file_num = 4;
   o.compression = rocksdb::kLZ4Compression;
   rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Physical compaction leaves runs of deletions: compact files dense in them.

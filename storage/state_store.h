@@ -58,6 +58,8 @@ struct StateStoreOptions {
   bool background_compaction = true;
   // RocksDB memtable size.
   uint64_t write_buffer_bytes = 64 << 20;
+  // RocksDB block cache (shared by history and live-index reads).
+  uint64_t block_cache_bytes = 256 << 20;
 };
 
 // One committed request for Apply. `index` is its raft index.
