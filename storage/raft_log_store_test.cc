@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "raft/testing/test_cluster.h"
+#include "storage/testing/temp_dir.h"
 
 namespace ganglion::storage {
 namespace {
@@ -12,21 +13,7 @@ namespace {
 using raft::Entry;
 using raft::EntryType;
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("ganglion-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 std::vector<Entry> Ents(raft::Index from, raft::Index to, raft::Term term) {
   std::vector<Entry> out;

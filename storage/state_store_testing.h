@@ -9,25 +9,9 @@
 #include <string>
 
 #include "storage/state_store.h"
+#include "storage/testing/temp_dir.h"
 
 namespace ganglion::storage::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("ganglion-state-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string path() const { return path_.string(); }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path path_;
-};
 
 inline std::unique_ptr<StateStore> OpenOrDie(const std::string& dir,
                                              const StateStoreOptions& options = {}) {
