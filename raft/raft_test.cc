@@ -439,20 +439,24 @@ TEST(Section6_Membership, SingleVoterAddTakesEffectWhenApplied) {
   EXPECT_EQ(c.member(4).applied.back().data, "after");
 }
 
-TEST(Section6_Membership, JointConsensusEntersAndAutoLeaves) {
-  TestCluster c({1, 2, 3});
+// Replaces voters 2 and 3 of a led {1,2,3} cluster with 4 and 5 at once:
+// only safe through a joint configuration.
+void ReplaceTwoVoters(TestCluster& c, ConfChange::Transition t) {
   c.TickElection(1);
   c.Stabilize();
   c.AddEmptyMember(4);
   c.AddEmptyMember(5);
-  // Replace 2 and 3 with 4 and 5 at once: only safe through a joint config.
   ASSERT_TRUE(c.node(1)
-                  .ProposeConfChange(Change({{T::kAddNode, 4},
-                                             {T::kAddNode, 5},
-                                             {T::kRemoveNode, 2},
-                                             {T::kRemoveNode, 3}}))
+                  .ProposeConfChange(Change({{T::kAddNode, 4}, {T::kAddNode, 5},
+                                             {T::kRemoveNode, 2}, {T::kRemoveNode, 3}},
+                                            t))
                   .ok());
   c.Stabilize();
+}
+
+TEST(Section6_Membership, JointConsensusEntersAndAutoLeaves) {
+  TestCluster c({1, 2, 3});
+  ReplaceTwoVoters(c, ConfChange::Transition::kAuto);
   const auto& cfg = c.raft(1).tracker().config;
   EXPECT_TRUE(cfg.voters.outgoing.empty()) << "the joint configuration was left automatically";
   EXPECT_EQ(cfg.voters.incoming.ids(), (std::set<NodeId>{1, 4, 5}));
@@ -463,16 +467,7 @@ TEST(Section6_Membership, JointConsensusEntersAndAutoLeaves) {
 
 TEST(Section6_Membership, JointQuorumNeedsBothHalves) {
   TestCluster c({1, 2, 3});
-  c.TickElection(1);
-  c.Stabilize();
-  c.AddEmptyMember(4);
-  c.AddEmptyMember(5);
-  ASSERT_TRUE(c.node(1)
-                  .ProposeConfChange(Change({{T::kAddNode, 4}, {T::kAddNode, 5}, {T::kRemoveNode, 2},
-                                             {T::kRemoveNode, 3}},
-                                            ConfChange::Transition::kJointExplicit))
-                  .ok());
-  c.Stabilize();
+  ReplaceTwoVoters(c, ConfChange::Transition::kJointExplicit);
   ASSERT_FALSE(c.raft(1).tracker().config.voters.outgoing.empty()) << "explicit: stays joint";
   // The old half (1,2,3) alone cannot commit: cut 4 and 5.
   c.Isolate(4);

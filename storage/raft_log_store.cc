@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/codec.h"
+#include "storage/rocksdb_status.h"
 
 namespace ganglion::storage {
 
@@ -28,8 +29,7 @@ std::string EntryKey(Index i) {
 }
 
 absl::Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("raft log store: ", what, ": ", s.ToString()));
+  return storage::FromRocks(s, "raft log store", what);
 }
 
 std::string EncodeCompacted(Index i, Term t) {

@@ -55,6 +55,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/codec.h"
+#include "storage/rocksdb_status.h"
 
 namespace ganglion::storage {
 
@@ -78,8 +79,7 @@ constexpr char kRevPrefix = 'r';
 constexpr int kNextBeforeSeek = 4;
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("state store: ", std::string(what), ": ", s.ToString()));
+  return storage::FromRocks(s, "state store", what);
 }
 
 // ---- encodings ----
