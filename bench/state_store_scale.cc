@@ -11,13 +11,12 @@
 // A plain program rather than a Google Benchmark: the phases depend on each
 // other and each is measured once per run; run it several times for medians.
 #include <sys/resource.h>
-
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -133,8 +132,7 @@ int Run(uint64_t keys, const std::string& dir) {
     std::fprintf(stderr, "reopen: wrong state\n");
     return 1;
   }
-  std::printf("reopen: open %.3f s, first range served %.3f s after open began\n", open_s,
-              serve_s);
+  std::printf("reopen: open %.3f s, first range served %.3f s after open began\n", open_s, serve_s);
 
   // N superseded versions, then compaction under continued puts.
   load.store = store.get();
@@ -170,10 +168,11 @@ int Run(uint64_t keys, const std::string& dir) {
   double compact_s = Seconds(start);
   std::printf("compaction of %lu superseded versions: %.1f s while %zu puts were applied\n",
               static_cast<unsigned long>(keys), compact_s, during.size() * 16);
-  std::printf("apply latency, batch of 16 puts: before p50 %.0f us p99 %.0f us; "
-              "during compaction p50 %.0f us p99 %.0f us max %.0f us\n",
-              Percentile(before, 0.5), Percentile(before, 0.99), Percentile(during, 0.5),
-              Percentile(during, 0.99), Percentile(during, 1.0));
+  std::printf(
+      "apply latency, batch of 16 puts: before p50 %.0f us p99 %.0f us; "
+      "during compaction p50 %.0f us p99 %.0f us max %.0f us\n",
+      Percentile(before, 0.5), Percentile(before, 0.99), Percentile(during, 0.5),
+      Percentile(during, 0.99), Percentile(during, 1.0));
   store.reset();
   std::printf("disk_after_removal: %.1f MiB (RocksDB reclaims the space in its own compactions)\n",
               DirBytes(dir) / 1048576.0);
@@ -186,9 +185,9 @@ int Run(uint64_t keys, const std::string& dir) {
 
 int main(int argc, char** argv) {
   uint64_t keys = 1000000;
-  std::string dir = (std::filesystem::temp_directory_path() /
-                     ("ganglion-scale-" + std::to_string(::getpid())))
-                        .string();
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("ganglion-scale-" + std::to_string(::getpid())))
+          .string();
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a.rfind("--keys=", 0) == 0) {

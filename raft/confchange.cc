@@ -5,9 +5,13 @@
 namespace ganglion::raft {
 
 namespace {
-bool Joint(const TrackerConfig& cfg) { return !cfg.voters.outgoing.empty(); }
+bool Joint(const TrackerConfig& cfg) {
+  return !cfg.voters.outgoing.empty();
+}
 
-ConfChangeResult Copy(const ProgressTracker& t) { return {t.config, t.progress}; }
+ConfChangeResult Copy(const ProgressTracker& t) {
+  return {t.config, t.progress};
+}
 }  // namespace
 
 absl::Status CheckConfigInvariants(const TrackerConfig& cfg, const ProgressMap& progress) {
@@ -107,9 +111,15 @@ absl::Status Changer::Apply(ConfChangeResult* r, const std::vector<ConfChangeSin
   for (const auto& cc : ccs) {
     if (cc.node_id == kNoNode) continue;  // etcd ignores changes to node 0
     switch (cc.type) {
-      case ConfChangeSingle::Type::kAddNode: MakeVoter(r, cc.node_id); break;
-      case ConfChangeSingle::Type::kAddLearnerNode: MakeLearner(r, cc.node_id); break;
-      case ConfChangeSingle::Type::kRemoveNode: Remove(r, cc.node_id); break;
+      case ConfChangeSingle::Type::kAddNode:
+        MakeVoter(r, cc.node_id);
+        break;
+      case ConfChangeSingle::Type::kAddLearnerNode:
+        MakeLearner(r, cc.node_id);
+        break;
+      case ConfChangeSingle::Type::kRemoveNode:
+        Remove(r, cc.node_id);
+        break;
     }
   }
   if (r->config.voters.incoming.empty()) return absl::FailedPreconditionError("removed all voters");

@@ -39,8 +39,8 @@ TEST(Changer, SimpleAllowsOneVoterAtATime) {
 
 TEST(Changer, EnterAndLeaveJoint) {
   ProgressTracker t = Tracker({{1, 2, 3}, {}, {}, {}, false});
-  Install(t, Changer(t, 10).EnterJoint(true, {{T::kAddNode, 4}, {T::kRemoveNode, 3},
-                                              {T::kAddLearnerNode, 2}}));
+  Install(t, Changer(t, 10).EnterJoint(
+                 true, {{T::kAddNode, 4}, {T::kRemoveNode, 3}, {T::kAddLearnerNode, 2}}));
   EXPECT_EQ(t.config.voters.incoming.ids(), (std::set<NodeId>{1, 4}));
   EXPECT_EQ(t.config.voters.outgoing.ids(), (std::set<NodeId>{1, 2, 3}));
   EXPECT_EQ(t.config.learners_next, (std::set<NodeId>{2})) << "2 votes in the old half until left";

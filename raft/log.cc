@@ -72,8 +72,8 @@ std::vector<Entry> RaftLog::NextCommittedEntries() const {
   Index lo = std::max(applied_ + 1, FirstIndex());
   if (committed_ + 1 <= lo) return {};
   auto ents = Slice(lo, committed_ + 1, max_committed_bytes_per_ready_);
-  if (!ents.ok()) Fatal(absl::StrCat("unexpected error reading committed entries: ",
-                                     ents.status().ToString()));
+  if (!ents.ok())
+    Fatal(absl::StrCat("unexpected error reading committed entries: ", ents.status().ToString()));
   return *std::move(ents);
 }
 
@@ -184,8 +184,8 @@ void RaftLog::CommitTo(Index i) {
 void RaftLog::AppliedTo(Index i) {
   if (i == 0) return;
   if (i > committed_ || i < applied_) {
-    Fatal(absl::StrCat("applied ", i, " is out of range [prev applied ", applied_,
-                       ", committed ", committed_, "]"));
+    Fatal(absl::StrCat("applied ", i, " is out of range [prev applied ", applied_, ", committed ",
+                       committed_, "]"));
   }
   applied_ = i;
 }

@@ -50,7 +50,8 @@ TEST(RaftLog, CommittedEntriesAreBoundedInBytes) {
   MemoryStorage s;
   RaftLog log(&s, 100);
   std::vector<Entry> ents;
-  for (Index i = 1; i <= 10; i++) ents.push_back(Entry{1, i, EntryType::kNormal, std::string(40, 'x')});
+  for (Index i = 1; i <= 10; i++)
+    ents.push_back(Entry{1, i, EntryType::kNormal, std::string(40, 'x')});
   log.Append(ents);
   log.CommitTo(10);
   auto next = log.NextCommittedEntries();

@@ -11,9 +11,15 @@ constexpr const char* kSnapOutOfDate = "requested index is older than the existi
 constexpr const char* kSnapTemporarilyUnavailable = "snapshot is temporarily unavailable";
 }  // namespace
 
-absl::Status ErrCompacted() { return absl::OutOfRangeError(kCompacted); }
-absl::Status ErrUnavailable() { return absl::UnavailableError(kUnavailable); }
-absl::Status ErrSnapOutOfDate() { return absl::FailedPreconditionError(kSnapOutOfDate); }
+absl::Status ErrCompacted() {
+  return absl::OutOfRangeError(kCompacted);
+}
+absl::Status ErrUnavailable() {
+  return absl::UnavailableError(kUnavailable);
+}
+absl::Status ErrSnapOutOfDate() {
+  return absl::FailedPreconditionError(kSnapOutOfDate);
+}
 absl::Status ErrSnapshotTemporarilyUnavailable() {
   return absl::UnavailableError(kSnapTemporarilyUnavailable);
 }
@@ -54,8 +60,12 @@ absl::StatusOr<Term> MemoryStorage::TermAt(Index i) const {
   return entries_[i - Offset()].term;
 }
 
-Index MemoryStorage::FirstIndex() const { return Offset() + 1; }
-Index MemoryStorage::LastIndex() const { return Offset() + entries_.size() - 1; }
+Index MemoryStorage::FirstIndex() const {
+  return Offset() + 1;
+}
+Index MemoryStorage::LastIndex() const {
+  return Offset() + entries_.size() - 1;
+}
 
 absl::StatusOr<Snapshot> MemoryStorage::GetSnapshot() const {
   if (snapshot_unavailable_) return ErrSnapshotTemporarilyUnavailable();

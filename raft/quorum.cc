@@ -9,9 +9,12 @@ namespace ganglion::raft {
 
 const char* VoteResultName(VoteResult r) {
   switch (r) {
-    case VoteResult::kPending: return "VotePending";
-    case VoteResult::kLost: return "VoteLost";
-    case VoteResult::kWon: return "VoteWon";
+    case VoteResult::kPending:
+      return "VotePending";
+    case VoteResult::kLost:
+      return "VoteLost";
+    case VoteResult::kWon:
+      return "VoteWon";
   }
   return "?";
 }

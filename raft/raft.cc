@@ -29,15 +29,21 @@ uint64_t PayloadBytesOf(const std::vector<Entry>& entries) {
 
 const char* StateName(StateType s) {
   switch (s) {
-    case StateType::kFollower: return "StateFollower";
-    case StateType::kCandidate: return "StateCandidate";
-    case StateType::kLeader: return "StateLeader";
-    case StateType::kPreCandidate: return "StatePreCandidate";
+    case StateType::kFollower:
+      return "StateFollower";
+    case StateType::kCandidate:
+      return "StateCandidate";
+    case StateType::kLeader:
+      return "StateLeader";
+    case StateType::kPreCandidate:
+      return "StatePreCandidate";
   }
   return "?";
 }
 
-absl::Status ErrProposalDropped() { return absl::UnavailableError(kProposalDropped); }
+absl::Status ErrProposalDropped() {
+  return absl::UnavailableError(kProposalDropped);
+}
 bool IsErrProposalDropped(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable && s.message() == kProposalDropped;
 }
@@ -99,10 +105,11 @@ void Raft::Send(Message m) {
   bool carries_own_term = m.type == MessageType::kVote || m.type == MessageType::kVoteResp ||
                           m.type == MessageType::kPreVote || m.type == MessageType::kPreVoteResp;
   if (carries_own_term) {
-    if (m.term == 0) Fatal(absl::StrCat("term should be set when sending ", MessageTypeName(m.type)));
+    if (m.term == 0)
+      Fatal(absl::StrCat("term should be set when sending ", MessageTypeName(m.type)));
   } else {
-    if (m.term != 0) Fatal(absl::StrCat("term should not be set when sending ",
-                                        MessageTypeName(m.type)));
+    if (m.term != 0)
+      Fatal(absl::StrCat("term should not be set when sending ", MessageTypeName(m.type)));
     // Proposals and read requests forwarded to the leader are local to it.
     if (m.type != MessageType::kProp && m.type != MessageType::kReadIndex) m.term = term_;
   }
@@ -169,7 +176,9 @@ void Raft::BcastAppend() {
   }
 }
 
-void Raft::BcastHeartbeat() { BcastHeartbeatWithCtx(read_only_.LastPendingRequestCtx()); }
+void Raft::BcastHeartbeat() {
+  BcastHeartbeatWithCtx(read_only_.LastPendingRequestCtx());
+}
 
 void Raft::BcastHeartbeatWithCtx(const std::string& ctx) {
   for (const auto& [id, pr] : trk_.progress) {
@@ -194,7 +203,9 @@ bool Raft::AppendEntry(std::vector<Entry> entries) {
     entries[i].index = last + 1 + i;
   }
   if (!IncreaseUncommittedSize(entries)) {
-    Event("appending new entries to log would exceed uncommitted entry size limit; dropping proposal");
+    Event(
+        "appending new entries to log would exceed uncommitted entry size limit; dropping "
+        "proposal");
     return false;
   }
   log_.Append(entries);
@@ -320,8 +331,8 @@ bool Raft::Promotable() const {
 
 bool Raft::HasUnappliedConfChanges() const {
   if (log_.applied() >= log_.committed()) return false;
-  auto ents = log_.Slice(std::max(log_.applied() + 1, log_.FirstIndex()), log_.committed() + 1,
-                         kNoLimit);
+  auto ents =
+      log_.Slice(std::max(log_.applied() + 1, log_.FirstIndex()), log_.committed() + 1, kNoLimit);
   if (!ents.ok()) return false;
   for (const Entry& e : *ents) {
     if (e.type == EntryType::kConfChange) return true;
@@ -452,15 +463,15 @@ absl::Status Raft::Step(Message m) {
   } else if (m.term > term_) {
     if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
       bool force = m.context == kCampaignTransfer;
-      bool in_lease = cfg_.check_quorum && lead_ != kNoNode &&
-                      election_elapsed_ < cfg_.election_ticks;
+      bool in_lease =
+          cfg_.check_quorum && lead_ != kNoNode && election_elapsed_ < cfg_.election_ticks;
       if (!force && in_lease) {
         // We heard from a leader within the minimum election timeout: this
         // candidate is disruptive (it was partitioned away); ignore it.
         Event(absl::StrCat("[logterm: ", log_.LastTerm(), ", index: ", log_.LastIndex(),
                            ", vote: ", vote_, "] ignored ", MessageTypeName(m.type), " from ",
-                           m.from, " [logterm: ", m.log_term, ", index: ", m.index,
-                           "] at term ", term_, ": lease is not expired"));
+                           m.from, " [logterm: ", m.log_term, ", index: ", m.index, "] at term ",
+                           term_, ": lease is not expired"));
         return absl::OkStatus();
       }
     }
@@ -512,16 +523,14 @@ absl::Status Raft::Step(Message m) {
       // any future term.
       bool can_vote = vote_ == m.from || (vote_ == kNoNode && lead_ == kNoNode) ||
                       (m.type == MessageType::kPreVote && m.term > term_);
-      bool up_to_date =
-          cfg_.bugs.vote_without_log_check || log_.IsUpToDate(m.index, m.log_term);
+      bool up_to_date = cfg_.bugs.vote_without_log_check || log_.IsUpToDate(m.index, m.log_term);
       Message resp;
       resp.to = m.from;
       resp.type = VoteRespType(m.type);
       if (can_vote && up_to_date) {
         Event(absl::StrCat("[logterm: ", log_.LastTerm(), ", index: ", log_.LastIndex(),
-                           ", vote: ", vote_, "] cast ", MessageTypeName(m.type), " for ",
-                           m.from, " [logterm: ", m.log_term, ", index: ", m.index,
-                           "] at term ", term_));
+                           ", vote: ", vote_, "] cast ", MessageTypeName(m.type), " for ", m.from,
+                           " [logterm: ", m.log_term, ", index: ", m.index, "] at term ", term_));
         // Answer with the candidate's term: a pre-vote response must carry
         // the future term the pre-candidate asked about.
         resp.term = m.term;
@@ -531,10 +540,9 @@ absl::Status Raft::Step(Message m) {
           vote_ = m.from;
         }
       } else {
-        Event(absl::StrCat("[logterm: ", log_.LastTerm(), ", index: ", log_.LastIndex(),
-                           ", vote: ", vote_, "] rejected ", MessageTypeName(m.type), " from ",
-                           m.from, " [logterm: ", m.log_term, ", index: ", m.index,
-                           "] at term ", term_));
+        Event(absl::StrCat("[logterm: ", log_.LastTerm(), ", index: ", log_.LastIndex(), ", vote: ",
+                           vote_, "] rejected ", MessageTypeName(m.type), " from ", m.from,
+                           " [logterm: ", m.log_term, ", index: ", m.index, "] at term ", term_));
         resp.term = term_;
         resp.reject = true;
         Send(std::move(resp));
@@ -544,10 +552,13 @@ absl::Status Raft::Step(Message m) {
 
     default:
       switch (state_) {
-        case StateType::kLeader: return StepLeader(m);
+        case StateType::kLeader:
+          return StepLeader(m);
         case StateType::kCandidate:
-        case StateType::kPreCandidate: return StepCandidate(m);
-        case StateType::kFollower: return StepFollower(m);
+        case StateType::kPreCandidate:
+          return StepCandidate(m);
+        case StateType::kFollower:
+          return StepFollower(m);
       }
   }
   return absl::OkStatus();
@@ -630,7 +641,8 @@ absl::Status Raft::StepLeader(Message& m) {
       return absl::OkStatus();
     }
 
-    default: break;
+    default:
+      break;
   }
 
   auto it = trk_.progress.find(m.from);
@@ -643,8 +655,8 @@ absl::Status Raft::StepLeaderPeerMessage(Message& m, Progress& pr) {
     case MessageType::kAppResp: {
       pr.recent_active = true;
       if (m.reject) {
-        Event(absl::StrCat("received MsgAppResp(rejected, hint: (index ", m.reject_hint,
-                           ", term ", m.log_term, ")) from ", m.from, " for index ", m.index));
+        Event(absl::StrCat("received MsgAppResp(rejected, hint: (index ", m.reject_hint, ", term ",
+                           m.log_term, ")) from ", m.from, " for index ", m.index));
         Index next_probe = m.reject_hint;
         if (m.log_term > 0) {
           // Skip every entry of ours whose term is above the follower's at
@@ -660,7 +672,9 @@ absl::Status Raft::StepLeaderPeerMessage(Message& m, Progress& pr) {
       bool was_paused = pr.IsPaused();
       if (!pr.MaybeUpdate(m.index)) return absl::OkStatus();
       switch (pr.state) {
-        case ProgressState::kProbe: pr.BecomeReplicate(); break;
+        case ProgressState::kProbe:
+          pr.BecomeReplicate();
+          break;
         case ProgressState::kSnapshot:
           if (pr.match + 1 >= log_.FirstIndex()) {
             // The peer caught up (by the snapshot or otherwise): replicate.
@@ -668,7 +682,9 @@ absl::Status Raft::StepLeaderPeerMessage(Message& m, Progress& pr) {
             pr.BecomeReplicate();
           }
           break;
-        case ProgressState::kReplicate: pr.inflights.FreeLE(m.index); break;
+        case ProgressState::kReplicate:
+          pr.inflights.FreeLE(m.index);
+          break;
       }
       if (MaybeCommit()) {
         ReleasePendingReadIndexMessages();
@@ -718,8 +734,7 @@ absl::Status Raft::StepLeaderPeerMessage(Message& m, Progress& pr) {
         pr.pending_snapshot = 0;
         Event(absl::StrCat("snapshot failed, resumed sending replication messages to ", m.from));
       } else {
-        Event(absl::StrCat("snapshot succeeded, resumed sending replication messages to ",
-                           m.from));
+        Event(absl::StrCat("snapshot succeeded, resumed sending replication messages to ", m.from));
       }
       pr.BecomeProbe();
       // Wait for a heartbeat response before probing: the snapshot may still
@@ -756,7 +771,8 @@ absl::Status Raft::StepLeaderPeerMessage(Message& m, Progress& pr) {
       return absl::OkStatus();
     }
 
-    default: return absl::OkStatus();
+    default:
+      return absl::OkStatus();
   }
 }
 
@@ -797,7 +813,8 @@ absl::Status Raft::StepCandidate(Message& m) {
       // A rejection at a higher term was already handled in Step.
       BecomeFollower(term_, kNoNode);
       break;
-    case VoteResult::kPending: break;
+    case VoteResult::kPending:
+      break;
   }
   return absl::OkStatus();
 }
@@ -875,8 +892,8 @@ void Raft::HandleAppendEntries(const Message& m) {
   Index hint_index = std::min(m.index, log_.LastIndex());
   auto [hint, hint_term] = log_.FindConflictByTerm(hint_index, m.log_term);
   Event(absl::StrCat("[logterm: ", log_.TermOrZero(m.index), ", index: ", m.index,
-                     "] rejected MsgApp [logterm: ", m.log_term, ", index: ", m.index,
-                     "] from ", m.from));
+                     "] rejected MsgApp [logterm: ", m.log_term, ", index: ", m.index, "] from ",
+                     m.from));
   resp.index = m.index;
   resp.reject = true;
   resp.reject_hint = hint;
@@ -1048,8 +1065,7 @@ void Raft::ReleasePendingReadIndexMessages() {
 // ---------------------------------------------------------------------------
 // Advance
 
-void Raft::Advance(const std::vector<Entry>& committed,
-                   const std::vector<Entry>& persisted_entries,
+void Raft::Advance(const std::vector<Entry>& committed, const std::vector<Entry>& persisted_entries,
                    const std::optional<Snapshot>& persisted_snapshot) {
   if (state_ == StateType::kLeader) ReduceUncommittedSize(committed);
   // A snapshot is applied before the entries that follow it. It moves applied

@@ -446,11 +446,11 @@ void ReplaceTwoVoters(TestCluster& c, ConfChange::Transition t) {
   c.Stabilize();
   c.AddEmptyMember(4);
   c.AddEmptyMember(5);
-  ASSERT_TRUE(c.node(1)
-                  .ProposeConfChange(Change({{T::kAddNode, 4}, {T::kAddNode, 5},
-                                             {T::kRemoveNode, 2}, {T::kRemoveNode, 3}},
-                                            t))
-                  .ok());
+  ASSERT_TRUE(
+      c.node(1)
+          .ProposeConfChange(Change(
+              {{T::kAddNode, 4}, {T::kAddNode, 5}, {T::kRemoveNode, 2}, {T::kRemoveNode, 3}}, t))
+          .ok());
   c.Stabilize();
 }
 
@@ -747,9 +747,8 @@ TEST(Section6_4_ReadIndex, NewLeaderWaitsForEntryOfItsTerm) {
 }
 
 TEST(Section6_4_ReadIndex, LeaseBasedReadIsAnsweredAtOnce) {
-  TestCluster c({1, 2, 3}, {}, [](Config& cfg) {
-    cfg.read_only_option = ReadOnlyOption::kLeaseBased;
-  });
+  TestCluster c({1, 2, 3}, {},
+                [](Config& cfg) { cfg.read_only_option = ReadOnlyOption::kLeaseBased; });
   c.TickElection(1);
   c.Stabilize();
   ASSERT_TRUE(c.node(1).ReadIndex("lease").ok());

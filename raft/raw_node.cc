@@ -91,9 +91,9 @@ Ready RawNode::GetReady() {
   if (log.UnstableSnapshot()) rd.snapshot = *log.UnstableSnapshot();
   rd.messages.swap(raft_.mutable_msgs());
   rd.read_states.swap(raft_.mutable_read_states());
-  rd.must_sync = !rd.entries.empty() ||
-                 (rd.hard_state && (rd.hard_state->term != prev_hard_state_.term ||
-                                    rd.hard_state->vote != prev_hard_state_.vote));
+  rd.must_sync =
+      !rd.entries.empty() || (rd.hard_state && (rd.hard_state->term != prev_hard_state_.term ||
+                                                rd.hard_state->vote != prev_hard_state_.vote));
   return rd;
 }
 

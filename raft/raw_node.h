@@ -19,10 +19,10 @@ struct Ready {
   std::optional<SoftState> soft_state;  // set only when it changed
   std::optional<HardState> hard_state;  // set only when it changed
   std::vector<ReadState> read_states;
-  std::vector<Entry> entries;           // to persist
-  std::optional<Snapshot> snapshot;     // to persist and apply
-  std::vector<Entry> committed_entries; // to apply
-  std::vector<Message> messages;        // to send once persisted
+  std::vector<Entry> entries;            // to persist
+  std::optional<Snapshot> snapshot;      // to persist and apply
+  std::vector<Entry> committed_entries;  // to apply
+  std::vector<Message> messages;         // to send once persisted
   bool must_sync = false;
 };
 

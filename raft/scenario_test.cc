@@ -45,8 +45,8 @@ std::string Diff(const std::vector<std::string>& want, const std::vector<std::st
   std::vector<std::vector<int>> lcs(n + 1, std::vector<int>(m + 1, 0));
   for (size_t i = n; i-- > 0;) {
     for (size_t j = m; j-- > 0;) {
-      lcs[i][j] = want[i] == got[j] ? lcs[i + 1][j + 1] + 1
-                                    : std::max(lcs[i + 1][j], lcs[i][j + 1]);
+      lcs[i][j] =
+          want[i] == got[j] ? lcs[i + 1][j + 1] + 1 : std::max(lcs[i + 1][j], lcs[i][j + 1]);
     }
   }
   std::string out;
@@ -64,7 +64,9 @@ std::string Diff(const std::vector<std::string>& want, const std::vector<std::st
   return out;
 }
 
-bool IsBlank(const std::string& l) { return l.find_first_not_of(" \t\r") == std::string::npos; }
+bool IsBlank(const std::string& l) {
+  return l.find_first_not_of(" \t\r") == std::string::npos;
+}
 
 class ScenarioTest : public ::testing::TestWithParam<std::string> {};
 

@@ -13,9 +13,9 @@
 namespace ganglion::raft {
 
 // Errors a Storage returns, and how the core recognises them.
-absl::Status ErrCompacted();     // the index is before the first index
-absl::Status ErrUnavailable();   // the index is after the last index
-absl::Status ErrSnapOutOfDate(); // a snapshot older than the current one
+absl::Status ErrCompacted();      // the index is before the first index
+absl::Status ErrUnavailable();    // the index is after the last index
+absl::Status ErrSnapOutOfDate();  // a snapshot older than the current one
 absl::Status ErrSnapshotTemporarilyUnavailable();
 bool IsErrCompacted(const absl::Status& s);
 bool IsErrUnavailable(const absl::Status& s);
@@ -47,8 +47,7 @@ class MemoryStorage final : public Storage {
   MemoryStorage();
 
   absl::StatusOr<InitialState> GetInitialState() const override;
-  absl::StatusOr<std::vector<Entry>> Entries(Index lo, Index hi,
-                                             uint64_t max_bytes) const override;
+  absl::StatusOr<std::vector<Entry>> Entries(Index lo, Index hi, uint64_t max_bytes) const override;
   absl::StatusOr<Term> TermAt(Index i) const override;
   Index FirstIndex() const override;
   Index LastIndex() const override;

@@ -23,9 +23,12 @@ void Inflights::FreeLE(Index to) {
 
 const char* ProgressStateName(ProgressState s) {
   switch (s) {
-    case ProgressState::kProbe: return "StateProbe";
-    case ProgressState::kReplicate: return "StateReplicate";
-    case ProgressState::kSnapshot: return "StateSnapshot";
+    case ProgressState::kProbe:
+      return "StateProbe";
+    case ProgressState::kReplicate:
+      return "StateReplicate";
+    case ProgressState::kSnapshot:
+      return "StateSnapshot";
   }
   return "?";
 }
@@ -106,10 +109,13 @@ bool Progress::MaybeDecrTo(Index rejected, Index match_hint) {
 
 bool Progress::IsPaused() const {
   switch (state) {
-    case ProgressState::kProbe: return msg_app_flow_paused;
+    case ProgressState::kProbe:
+      return msg_app_flow_paused;
     // A stale or partial ack can clear the flag with the window still full.
-    case ProgressState::kReplicate: return msg_app_flow_paused || inflights.Full();
-    case ProgressState::kSnapshot: return true;
+    case ProgressState::kReplicate:
+      return msg_app_flow_paused || inflights.Full();
+    case ProgressState::kSnapshot:
+      return true;
   }
   return true;
 }

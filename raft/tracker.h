@@ -29,7 +29,10 @@ class Inflights {
   bool Full() const { return queue_.size() >= count_max_ || bytes_ >= bytes_max_; }
   size_t Count() const { return queue_.size(); }
   uint64_t Bytes() const { return bytes_; }
-  void Reset() { queue_.clear(); bytes_ = 0; }
+  void Reset() {
+    queue_.clear();
+    bytes_ = 0;
+  }
 
  private:
   struct Inflight {
@@ -47,8 +50,7 @@ const char* ProgressStateName(ProgressState s);
 
 // The leader's view of one peer. Invariant: match < next.
 struct Progress {
-  Progress(Index next_index, size_t inflight_count_max, uint64_t inflight_bytes_max,
-           bool learner)
+  Progress(Index next_index, size_t inflight_count_max, uint64_t inflight_bytes_max, bool learner)
       : next(next_index), inflights(inflight_count_max, inflight_bytes_max), is_learner(learner) {}
 
   Index match = 0;

@@ -28,33 +28,58 @@ bool GetU64(const std::string& in, size_t* pos, uint64_t* v) {
   return true;
 }
 
-std::string Ids(const std::vector<NodeId>& ids) { return absl::StrJoin(ids, ","); }
+std::string Ids(const std::vector<NodeId>& ids) {
+  return absl::StrJoin(ids, ",");
+}
 }  // namespace
 
-uint64_t PayloadSizeBytes(const Entry& e) { return e.data.size(); }
-uint64_t EntrySizeBytes(const Entry& e) { return kEntryHeaderBytes + e.data.size(); }
+uint64_t PayloadSizeBytes(const Entry& e) {
+  return e.data.size();
+}
+uint64_t EntrySizeBytes(const Entry& e) {
+  return kEntryHeaderBytes + e.data.size();
+}
 
 const char* MessageTypeName(MessageType t) {
   switch (t) {
-    case MessageType::kHup: return "MsgHup";
-    case MessageType::kBeat: return "MsgBeat";
-    case MessageType::kProp: return "MsgProp";
-    case MessageType::kApp: return "MsgApp";
-    case MessageType::kAppResp: return "MsgAppResp";
-    case MessageType::kVote: return "MsgVote";
-    case MessageType::kVoteResp: return "MsgVoteResp";
-    case MessageType::kPreVote: return "MsgPreVote";
-    case MessageType::kPreVoteResp: return "MsgPreVoteResp";
-    case MessageType::kSnap: return "MsgSnap";
-    case MessageType::kHeartbeat: return "MsgHeartbeat";
-    case MessageType::kHeartbeatResp: return "MsgHeartbeatResp";
-    case MessageType::kUnreachable: return "MsgUnreachable";
-    case MessageType::kSnapStatus: return "MsgSnapStatus";
-    case MessageType::kCheckQuorum: return "MsgCheckQuorum";
-    case MessageType::kTransferLeader: return "MsgTransferLeader";
-    case MessageType::kTimeoutNow: return "MsgTimeoutNow";
-    case MessageType::kReadIndex: return "MsgReadIndex";
-    case MessageType::kReadIndexResp: return "MsgReadIndexResp";
+    case MessageType::kHup:
+      return "MsgHup";
+    case MessageType::kBeat:
+      return "MsgBeat";
+    case MessageType::kProp:
+      return "MsgProp";
+    case MessageType::kApp:
+      return "MsgApp";
+    case MessageType::kAppResp:
+      return "MsgAppResp";
+    case MessageType::kVote:
+      return "MsgVote";
+    case MessageType::kVoteResp:
+      return "MsgVoteResp";
+    case MessageType::kPreVote:
+      return "MsgPreVote";
+    case MessageType::kPreVoteResp:
+      return "MsgPreVoteResp";
+    case MessageType::kSnap:
+      return "MsgSnap";
+    case MessageType::kHeartbeat:
+      return "MsgHeartbeat";
+    case MessageType::kHeartbeatResp:
+      return "MsgHeartbeatResp";
+    case MessageType::kUnreachable:
+      return "MsgUnreachable";
+    case MessageType::kSnapStatus:
+      return "MsgSnapStatus";
+    case MessageType::kCheckQuorum:
+      return "MsgCheckQuorum";
+    case MessageType::kTransferLeader:
+      return "MsgTransferLeader";
+    case MessageType::kTimeoutNow:
+      return "MsgTimeoutNow";
+    case MessageType::kReadIndex:
+      return "MsgReadIndex";
+    case MessageType::kReadIndexResp:
+      return "MsgReadIndexResp";
   }
   return "MsgUnknown";
 }

@@ -37,23 +37,23 @@ uint64_t EntrySizeBytes(const Entry& e);
 uint64_t PayloadSizeBytes(const Entry& e);
 
 enum class MessageType : uint8_t {
-  kHup,            // local: start an election
-  kBeat,           // local: leader sends heartbeats
-  kProp,           // proposal (local or forwarded from a follower)
-  kApp,            // append entries
+  kHup,   // local: start an election
+  kBeat,  // local: leader sends heartbeats
+  kProp,  // proposal (local or forwarded from a follower)
+  kApp,   // append entries
   kAppResp,
   kVote,
   kVoteResp,
   kPreVote,
   kPreVoteResp,
-  kSnap,           // install snapshot
+  kSnap,  // install snapshot
   kHeartbeat,
   kHeartbeatResp,
-  kUnreachable,    // local: the transport could not reach `from`
-  kSnapStatus,     // local: a snapshot send to `from` finished (reject = failed)
-  kCheckQuorum,    // local: leader checks it still hears from a quorum
+  kUnreachable,  // local: the transport could not reach `from`
+  kSnapStatus,   // local: a snapshot send to `from` finished (reject = failed)
+  kCheckQuorum,  // local: leader checks it still hears from a quorum
   kTransferLeader,
-  kTimeoutNow,     // leader tells the transferee to campaign at once
+  kTimeoutNow,  // leader tells the transferee to campaign at once
   kReadIndex,
   kReadIndexResp,
 };

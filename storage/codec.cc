@@ -20,7 +20,9 @@ void PutU64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; i++) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
+void PutU8(std::string* out, uint8_t v) {
+  out->push_back(static_cast<char>(v));
+}
 
 void PutBytes(std::string* out, std::string_view v) {
   PutU64(out, v.size());

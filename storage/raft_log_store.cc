@@ -83,7 +83,8 @@ absl::Status RaftLogStore::Load() {
   if (s.ok()) {
     Reader r(v);
     Index ci = 0;
-    if (!r.GetU64(&ci) || !r.GetU64(&compacted_term_)) return absl::DataLossError("corrupt boundary");
+    if (!r.GetU64(&ci) || !r.GetU64(&compacted_term_))
+      return absl::DataLossError("corrupt boundary");
     first_index_ = ci + 1;
   } else if (!s.IsNotFound()) {
     return FromRocks(s, "read compaction boundary");
@@ -201,8 +202,8 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
     if (skip < entries.size()) {
       Index start = entries[skip].index;
       if (start > last + 1) {
-        return absl::InternalError(absl::StrCat("raft log store: append at ", start,
-                                                " leaves a gap after ", last));
+        return absl::InternalError(
+            absl::StrCat("raft log store: append at ", start, " leaves a gap after ", last));
       }
       if (start <= last) {
         // A conflicting suffix: drop it whole, even past the new entries' end.

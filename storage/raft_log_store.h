@@ -68,7 +68,7 @@ class RaftLogStore final : public raft::Storage {
   absl::Status Load();
 
   mutable std::mutex mu_;
-  std::unique_ptr<rocksdb::DB> db_;            // guarded by mu_ for writes
+  std::unique_ptr<rocksdb::DB> db_;  // guarded by mu_ for writes
   RaftLogStoreOptions options_;
   // Guarded by mu_. The log holds entries [first_index_, last_index_]; the
   // entry before them (first_index_-1) was compacted and only its term is

@@ -23,8 +23,8 @@ struct Model {
 };
 
 TEST(RaftLogStoreCrash, RecoversExactlyTheSyncedState) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("ganglion-crash-" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("ganglion-crash-" + std::to_string(::getpid()));
   for (uint64_t seed = 1; seed <= 40; seed++) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::filesystem::remove_all(dir);
@@ -41,8 +41,8 @@ TEST(RaftLogStoreCrash, RecoversExactlyTheSyncedState) {
       if (rng() % 6 == 0 && model.last > store->FirstIndex() + 2) {
         // A local snapshot and an (unsynced) compaction.
         Index at = store->FirstIndex() + rng() % (model.last - store->FirstIndex());
-        raft::Snapshot snap{"s", {raft::ConfState{{1}, {}, {}, {}, false}, at,
-                                  model.entries.at(at).term}};
+        raft::Snapshot snap{
+            "s", {raft::ConfState{{1}, {}, {}, {}, false}, at, model.entries.at(at).term}};
         if (store->SetSnapshot(snap).ok()) {
           ASSERT_TRUE(store->Compact(at).ok());
         }
@@ -102,8 +102,9 @@ TEST(RaftLogStoreCrash, UnsyncedAppendsAreLost) {
   options.sync = false;
   {
     auto store = *RaftLogStore::Open(dir.string(), options);
-    ASSERT_TRUE(store->Save(raft::HardState{1, 1, 0},
-                            {Entry{1, 1, raft::EntryType::kNormal, "x"}}, std::nullopt)
+    ASSERT_TRUE(store
+                    ->Save(raft::HardState{1, 1, 0}, {Entry{1, 1, raft::EntryType::kNormal, "x"}},
+                           std::nullopt)
                     .ok());
     fault.fs->Crash();
   }

@@ -116,8 +116,8 @@ TEST(MemberCrash, StateEqualsReplayOfTheLogUpToTheRecoveredAppliedIndex) {
       std::vector<Entry> ents;
       int n = 1 + static_cast<int>(rng() % 30);
       for (int i = 0; i < n; i++) {
-        ents.push_back(Entry{1, last_synced + 1 + i, raft::EntryType::kNormal,
-                             Encode(RandomRequest(rng))});
+        ents.push_back(
+            Entry{1, last_synced + 1 + i, raft::EntryType::kNormal, Encode(RandomRequest(rng))});
       }
       ASSERT_TRUE(log->Save(raft::HardState{1, 1, ents.back().index}, ents, std::nullopt).ok());
       last_synced = ents.back().index;

@@ -14,7 +14,9 @@ namespace {
 // Upper bound on stabilize rounds: a scenario that needs more is livelocked.
 constexpr int kStabilizeRoundsMax = 1000;
 
-absl::Status Bad(const std::string& what) { return absl::InvalidArgumentError(what); }
+absl::Status Bad(const std::string& what) {
+  return absl::InvalidArgumentError(what);
+}
 
 absl::StatusOr<uint64_t> ParseU64(const std::string& s) {
   uint64_t v = 0;
@@ -76,9 +78,8 @@ absl::StatusOr<Command> ParseCommand(const std::string& line) {
     std::vector<std::string> vals;
     if (!value.empty() && value.front() == '(') {
       if (value.back() != ')') return Bad("bad list: " + t);
-      for (absl::string_view v :
-           absl::StrSplit(value.substr(1, value.size() - 2), absl::ByAnyChar(", "),
-                          absl::SkipEmpty())) {
+      for (absl::string_view v : absl::StrSplit(value.substr(1, value.size() - 2),
+                                                absl::ByAnyChar(", "), absl::SkipEmpty())) {
         vals.emplace_back(v);
       }
     } else {
@@ -333,8 +334,8 @@ absl::Status InteractionEnv::AddNodes(const Command& c) {
     n.cfg.check_quorum = *checkquorum;
     n.cfg.disable_proposal_forwarding = *forwarding;
     n.cfg.max_uncommitted_bytes = *uncommitted;
-    n.cfg.read_only_option = read_only == "lease" ? ReadOnlyOption::kLeaseBased
-                                                  : ReadOnlyOption::kSafe;
+    n.cfg.read_only_option =
+        read_only == "lease" ? ReadOnlyOption::kLeaseBased : ReadOnlyOption::kSafe;
     n.cfg.event_sink = [this](const std::string& line) {
       if (show_events_) Print(line);
     };
@@ -406,7 +407,8 @@ absl::Status InteractionEnv::ProcessReady(NodeId id) {
       if (!cc.ok()) return cc.status();
       // The configuration takes effect when the entry is applied.
       auto cs = n.raw->ApplyConfChange(*cc);
-      if (!cs.ok()) Print(absl::StrCat("conf change ", e.index, " refused: ", cs.status().message()));
+      if (!cs.ok())
+        Print(absl::StrCat("conf change ", e.index, " refused: ", cs.status().message()));
     } else if (!e.data.empty()) {
       n.applied.emplace_back(e.index, e.data);
     }
@@ -475,8 +477,7 @@ absl::Status InteractionEnv::TickElection(NodeId id) {
   bool had_output = r.HasPendingOutput();
   for (int i = 0; i < 2 * n.cfg.election_ticks; i++) {
     n.raw->Tick();
-    if (r.GetSoftState() != before || r.term() != term ||
-        (!had_output && r.HasPendingOutput())) {
+    if (r.GetSoftState() != before || r.term() != term || (!had_output && r.HasPendingOutput())) {
       break;
     }
   }
@@ -503,10 +504,17 @@ absl::Status InteractionEnv::ProposeConfChange(const Command& c) {
     if (t.size() < 2) return Bad("bad change " + t);
     ConfChangeSingle ch;
     switch (t[0]) {
-      case 'v': ch.type = ConfChangeSingle::Type::kAddNode; break;
-      case 'l': ch.type = ConfChangeSingle::Type::kAddLearnerNode; break;
-      case 'r': ch.type = ConfChangeSingle::Type::kRemoveNode; break;
-      default: return Bad("bad change " + t);
+      case 'v':
+        ch.type = ConfChangeSingle::Type::kAddNode;
+        break;
+      case 'l':
+        ch.type = ConfChangeSingle::Type::kAddLearnerNode;
+        break;
+      case 'r':
+        ch.type = ConfChangeSingle::Type::kRemoveNode;
+        break;
+      default:
+        return Bad("bad change " + t);
     }
     auto nid = ParseU64(t.substr(1));
     if (!nid.ok()) return nid.status();

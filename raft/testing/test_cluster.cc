@@ -130,7 +130,9 @@ void TestCluster::Stabilize(size_t rounds_max) {
   Fatal("cluster did not stabilize");
 }
 
-void TestCluster::Cut(NodeId a, NodeId b) { cut_.insert({a, b}); }
+void TestCluster::Cut(NodeId a, NodeId b) {
+  cut_.insert({a, b});
+}
 
 void TestCluster::Isolate(NodeId id) {
   for (const auto& [other, m] : members_) {

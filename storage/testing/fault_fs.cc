@@ -5,7 +5,9 @@
 namespace ganglion::storage::testing {
 
 namespace {
-rocksdb::IOStatus Crashed() { return rocksdb::IOStatus::IOError("simulated crash: disk is frozen"); }
+rocksdb::IOStatus Crashed() {
+  return rocksdb::IOStatus::IOError("simulated crash: disk is frozen");
+}
 
 class FaultWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
  public:
@@ -144,8 +146,7 @@ rocksdb::IOStatus FaultFs::ReopenWritableFile(const std::string& fname,
   return s;
 }
 
-rocksdb::IOStatus FaultFs::ReuseWritableFile(const std::string& fname,
-                                             const std::string& old_fname,
+rocksdb::IOStatus FaultFs::ReuseWritableFile(const std::string& fname, const std::string& old_fname,
                                              const rocksdb::FileOptions& opts,
                                              std::unique_ptr<rocksdb::FSWritableFile>* result,
                                              rocksdb::IODebugContext* dbg) {

@@ -22,8 +22,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus NewWritableFile(const std::string& fname, const rocksdb::FileOptions& opts,
                                     std::unique_ptr<rocksdb::FSWritableFile>* result,
                                     rocksdb::IODebugContext* dbg) override;
-  rocksdb::IOStatus ReopenWritableFile(const std::string& fname,
-                                       const rocksdb::FileOptions& opts,
+  rocksdb::IOStatus ReopenWritableFile(const std::string& fname, const rocksdb::FileOptions& opts,
                                        std::unique_ptr<rocksdb::FSWritableFile>* result,
                                        rocksdb::IODebugContext* dbg) override;
   rocksdb::IOStatus ReuseWritableFile(const std::string& fname, const std::string& old_fname,
