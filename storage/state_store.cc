@@ -46,6 +46,9 @@
 #include <rocksdb/utilities/table_properties_collectors.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -1543,8 +1546,9 @@ absl::Status StateStore::CompactBatch(int64_t target, bool* done) {
     progress.append(r.Rest());
   }
   batch.Put(kPhysicalKey, progress);
-  if (auto s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "compaction write");
-      !s.ok()) {
+  rocksdb::WriteOptions wo;
+  wo.low_pri = true;  // RocksDB throttles it, not client writes, when flushes lag
+  if (auto s = FromRocks(db_->Write(wo, &batch), "compaction write"); !s.ok()) {
     return s;
   }
   if (finished) {
@@ -1576,6 +1580,9 @@ absl::Status StateStore::CompactPhysicallyForTest(uint64_t batches_max) {
 }
 
 void StateStore::CompactionLoop() {
+  // Removal is background work: let the scheduler favour the apply thread.
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
+  const int duty = std::clamp(options_.compaction_duty_cycle_percent, 1, 100);
   for (;;) {
     int64_t target = 0;
     {
@@ -1586,9 +1593,15 @@ void StateStore::CompactionLoop() {
     }
     bool done = false;
     absl::Status s;
+    auto batch_start = std::chrono::steady_clock::now();
     {
       std::lock_guard guard(compaction_mu_);
       s = CompactBatch(target, &done);
+    }
+    if (s.ok() && duty < 100) {
+      auto worked = std::chrono::steady_clock::now() - batch_start;
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, worked * (100 - duty) / duty, [&] { return stop_; });
     }
     if (!s.ok()) {
       // Retry later rather than spin; reads stay correct without removal.

@@ -52,7 +52,11 @@ struct StateStoreOptions {
   // etcd's --max-request-bytes (a request's serialized size).
   uint64_t max_request_bytes = 1536 * 1024;
   // Revision-index entries examined per physical-compaction write batch.
-  uint64_t compaction_batch_entries_max = 1000;
+  uint64_t compaction_batch_entries_max = 256;
+  // Share of wall time the background removal may work: after each batch it
+  // pauses for (100 - percent) / percent of the batch's duration, so client
+  // writes keep their latency while history is removed. 1..100.
+  int compaction_duty_cycle_percent = 50;
   // Run the background physical compaction thread. Tests turn it off to hold
   // a store at a given physical state; CompactPhysicallyForTest drives it.
   bool background_compaction = true;
