@@ -33,7 +33,7 @@ class RaftLog {
   // backtracking of rejected appends.
   std::pair<Index, Term> FindConflictByTerm(Index index, Term term) const;
 
-  std::vector<Entry> UnstableEntries() const { return unstable_.entries(); }
+  const std::vector<Entry>& UnstableEntries() const { return unstable_.entries(); }
   const std::optional<Snapshot>& UnstableSnapshot() const { return unstable_.snapshot(); }
   // Committed entries not yet applied, bounded in bytes (at least one).
   std::vector<Entry> NextCommittedEntries() const;
