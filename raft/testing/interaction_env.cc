@@ -105,6 +105,14 @@ absl::StatusOr<NodeId> InteractionEnv::NodeArg(const std::string& s) const {
   return *id;
 }
 
+absl::StatusOr<std::vector<NodeId>> InteractionEnv::NodesOrAll(
+    const std::vector<std::string>& vals) const {
+  if (!vals.empty()) return NodeList(vals);
+  std::vector<NodeId> ids;
+  for (NodeId id = 1; id <= nodes_.size(); id++) ids.push_back(id);
+  return ids;
+}
+
 absl::StatusOr<std::vector<NodeId>> InteractionEnv::NodeList(
     const std::vector<std::string>& vals) const {
   std::vector<NodeId> ids;
@@ -164,14 +172,9 @@ std::string InteractionEnv::Handle(const Command& c) {
       return absl::OkStatus();
     }
     if (c.name == "stabilize") {
-      std::vector<NodeId> ids;
-      if (pos.empty()) {
-        for (NodeId id = 1; id <= nodes_.size(); id++) ids.push_back(id);
-      } else {
-        auto l = NodeList(pos);
-        if (!l.ok()) return l.status();
-        ids = *l;
-      }
+      auto listed = NodesOrAll(pos);
+      if (!listed.ok()) return listed.status();
+      std::vector<NodeId> ids = *std::move(listed);
       return Stabilize(ids);
     }
     if (c.name == "deliver-msgs") {
@@ -181,14 +184,9 @@ std::string InteractionEnv::Handle(const Command& c) {
         if (!l.ok()) return l.status();
         drop.insert(l->begin(), l->end());
       }
-      std::vector<NodeId> ids;
-      if (pos.empty()) {
-        for (NodeId id = 1; id <= nodes_.size(); id++) ids.push_back(id);
-      } else {
-        auto l = NodeList(pos);
-        if (!l.ok()) return l.status();
-        ids = *l;
-      }
+      auto listed = NodesOrAll(pos);
+      if (!listed.ok()) return listed.status();
+      std::vector<NodeId> ids = *std::move(listed);
       bool any = false;
       for (NodeId id : ids) any |= DeliverTo(id, drop);
       if (!any) Print("no messages");

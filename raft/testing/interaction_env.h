@@ -80,6 +80,8 @@ class InteractionEnv {
 
   absl::StatusOr<NodeId> NodeArg(const std::string& s) const;
   absl::StatusOr<std::vector<NodeId>> NodeList(const std::vector<std::string>& vals) const;
+  // The listed nodes, or every node when none is listed.
+  absl::StatusOr<std::vector<NodeId>> NodesOrAll(const std::vector<std::string>& vals) const;
   Node& node(NodeId id) { return nodes_[id - 1]; }
   bool IsCut(NodeId a, NodeId b) const;
   std::string EncodeApplied(const Node& n, Index upto) const;
