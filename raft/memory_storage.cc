@@ -1,5 +1,3 @@
-#include <cassert>
-
 #include "raft/storage.h"
 
 namespace ganglion::raft {
@@ -70,6 +68,17 @@ Index MemoryStorage::LastIndex() const {
 absl::StatusOr<Snapshot> MemoryStorage::GetSnapshot() const {
   if (snapshot_unavailable_) return ErrSnapshotTemporarilyUnavailable();
   return snapshot_;
+}
+
+absl::Status MemoryStorage::Save(const std::optional<HardState>& hard_state,
+                                 const std::vector<Entry>& entries,
+                                 const std::optional<Snapshot>& snapshot) {
+  if (snapshot) {
+    if (auto s = ApplySnapshot(*snapshot); !s.ok()) return s;
+  }
+  if (auto s = Append(entries); !s.ok()) return s;
+  if (hard_state) hard_state_ = *hard_state;
+  return absl::OkStatus();
 }
 
 absl::Status MemoryStorage::ApplySnapshot(const Snapshot& snap) {

@@ -4,6 +4,7 @@
 // by tests and the simulator; storage/ provides the RocksDB one.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,6 +58,10 @@ class MemoryStorage final : public Storage {
   // Bootstraps a new cluster's membership (the configuration before index 1).
   void SetConfState(const ConfState& cs) { snapshot_.metadata.conf_state = cs; }
   const HardState& hard_state() const { return hard_state_; }
+  // Persists one Ready as RaftLogStore::Save does: the snapshot (replacing
+  // the log), then the entries, then the hard state.
+  absl::Status Save(const std::optional<HardState>& hard_state, const std::vector<Entry>& entries,
+                    const std::optional<Snapshot>& snapshot);
   // Replaces everything with the snapshot; ErrSnapOutOfDate if it is older.
   absl::Status ApplySnapshot(const Snapshot& snap);
   // Makes a snapshot at applied index i (<= LastIndex) with the given state.

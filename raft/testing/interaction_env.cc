@@ -379,11 +379,7 @@ absl::Status InteractionEnv::ProcessReady(NodeId id) {
   }
 
   // Persist: snapshot, then entries, then the hard state that covers them.
-  if (rd.snapshot) {
-    if (auto s = n.storage->ApplySnapshot(*rd.snapshot); !s.ok()) return s;
-  }
-  if (auto s = n.storage->Append(rd.entries); !s.ok()) return s;
-  if (rd.hard_state) n.storage->SetHardState(*rd.hard_state);
+  if (auto s = n.storage->Save(rd.hard_state, rd.entries, rd.snapshot); !s.ok()) return s;
 
   // Send: the harness holds them until delivered.
   for (Message& m : rd.messages) network_.push_back(std::move(m));

@@ -6,11 +6,7 @@ namespace ganglion::raft::testing {
 
 namespace {
 void Persist(MemoryStorage& s, const Ready& rd) {
-  if (rd.hard_state) s.SetHardState(*rd.hard_state);
-  if (rd.snapshot) {
-    if (auto st = s.ApplySnapshot(*rd.snapshot); !st.ok()) Fatal(st.ToString());
-  }
-  if (auto st = s.Append(rd.entries); !st.ok()) Fatal(st.ToString());
+  if (auto st = s.Save(rd.hard_state, rd.entries, rd.snapshot); !st.ok()) Fatal(st.ToString());
 }
 }  // namespace
 
