@@ -19,6 +19,8 @@
 //                                        version, U64 lease, value bytes.
 //                                        Reads at the current revision scan
 //                                        it without touching history.
+//   'm' name                             a meta record of the server's own
+//                                        tables (MetaWrite); opaque here.
 //   'r' BE(main) BE(sub)                 revision index: U8 tombstone, key.
 //                                        Events, compaction and HashKV walk it
 //                                        in revision order.
@@ -78,6 +80,7 @@ constexpr char kPhysicalKey[] = "p";
 constexpr char kVersionPrefix = 'k';
 constexpr char kLivePrefix = 'l';
 constexpr char kRevPrefix = 'r';
+constexpr char kMetaPrefix = 'm';
 // Bound on the versions a range read steps over with Next before it Seeks.
 constexpr int kNextBeforeSeek = 4;
 
@@ -875,6 +878,15 @@ class StateStore::ApplyTxn {
     return FromRocks(store_->db_->Write(wo, &sorted), "write apply batch");
   }
 
+  void WriteMeta(const MetaWrite& m) {
+    std::string key = std::string(1, kMetaPrefix) + m.key;
+    if (m.value) {
+      BatchPut(std::move(key), *m.value);
+    } else {
+      BatchDelete(std::move(key));
+    }
+  }
+
   int64_t cur_rev() const { return cur_rev_; }
   int64_t compact_rev() const { return compact_rev_; }
   std::vector<RevisionEvents>& events() { return events_; }
@@ -1198,7 +1210,8 @@ absl::Status StateStore::Load() {
     if (!r.GetU64(out)) return absl::DataLossError(absl::StrCat("corrupt meta key ", key));
     return absl::OkStatus();
   };
-  uint64_t applied = 0, cur = 0, compact = 0, physical = 0;
+  uint64_t applied = 0, compact = 0, physical = 0;
+  uint64_t cur = static_cast<uint64_t>(std::max<int64_t>(0, options_.initial_revision));
   if (auto s = read_u64(kAppliedKey, &applied); !s.ok()) return s;
   if (auto s = read_u64(kCurrentRevKey, &cur); !s.ok()) return s;
   if (auto s = read_u64(kCompactRevKey, &compact); !s.ok()) return s;
@@ -1211,7 +1224,8 @@ absl::Status StateStore::Load() {
 }
 
 absl::StatusOr<std::vector<ApplyResult>> StateStore::Apply(const std::vector<ApplyOp>& ops,
-                                                           raft::Index last_index) {
+                                                           raft::Index last_index,
+                                                           const std::vector<MetaWrite>& meta) {
   int64_t cur = 0, compact = 0;
   std::shared_ptr<const Subscriber> subscriber;
   {
@@ -1236,6 +1250,7 @@ absl::StatusOr<std::vector<ApplyResult>> StateStore::Apply(const std::vector<App
     }
     results.push_back(txn.Apply(op.request));
   }
+  for (const MetaWrite& m : meta) txn.WriteMeta(m);
   if (auto s = txn.Commit(last_index); !s.ok()) return s;
   bool compacted = false;
   {
@@ -1275,14 +1290,14 @@ class StateStore::Snapshot {
     rocksdb::ReadOptions ro;
     ro.snapshot = snap_;
     std::string v;
-    status_ = FromRocks(db_->Get(ro, kCurrentRevKey, &v), "read current revision");
-    if (status_.ok()) {
+    rocksdb::Status got = db_->Get(ro, kCurrentRevKey, &v);
+    // Not found: nothing applied yet; the in-memory (initial) revision holds.
+    status_ = got.IsNotFound() ? absl::OkStatus() : FromRocks(got, "read current revision");
+    if (got.ok()) {
       Reader r(v);
       uint64_t cur = 0;
       if (!r.GetU64(&cur)) status_ = absl::DataLossError("corrupt current revision");
       cur_ = std::max(cur_, static_cast<int64_t>(cur));
-    } else if (cur_ == 0) {
-      status_ = absl::OkStatus();  // nothing applied yet
     }
   }
   ~Snapshot() { db_->ReleaseSnapshot(snap_); }
@@ -1587,8 +1602,18 @@ void StateStore::CompactionLoop() {
     int64_t target = 0;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || compact_rev_ > physical_rev_; });
+      cv_.wait(lock,
+               [&] { return stop_ || compact_rev_ > physical_rev_ || full_compaction_requested_; });
       if (stop_) return;
+      if (full_compaction_requested_) {
+        full_compaction_requested_ = false;
+        lock.unlock();
+        rocksdb::CompactRangeOptions cro;
+        cro.exclusive_manual_compaction = false;  // never stall automatic compactions
+        // A hint: on failure RocksDB's own compactions still reclaim space.
+        (void)db_->CompactRange(cro, nullptr, nullptr);
+        continue;
+      }
       target = compact_rev_;
     }
     bool done = false;
@@ -1609,6 +1634,40 @@ void StateStore::CompactionLoop() {
       cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
     }
   }
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StateStore::ReadMeta(
+    std::string_view prefix) const {
+  const std::string lower = std::string(1, kMetaPrefix) + std::string(prefix);
+  std::string upper = lower;
+  // The first key after every key starting with `lower`.
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  if (!upper.empty()) upper.back() = static_cast<char>(upper.back() + 1);
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper_slice(upper);
+  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
+  }
+  if (auto s = FromRocks(it->status(), "read meta"); !s.ok()) return s;
+  return out;
+}
+
+uint64_t StateStore::SizeBytes() const {
+  uint64_t sst = 0, mem = 0;
+  db_->GetIntProperty("rocksdb.total-sst-files-size", &sst);
+  db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return sst + mem;
+}
+
+void StateStore::RequestFullCompaction() {
+  {
+    std::lock_guard lock(mu_);
+    full_compaction_requested_ = true;
+  }
+  cv_.notify_all();
 }
 
 void StateStore::WaitForPhysicalCompaction() {

@@ -15,7 +15,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <variant>
 #include <vector>
@@ -60,6 +62,9 @@ struct StateStoreOptions {
   // Run the background physical compaction thread. Tests turn it off to hold
   // a store at a given physical state; CompactPhysicallyForTest drives it.
   bool background_compaction = true;
+  // The current revision of a store nothing was ever applied to. etcd's is
+  // 1 (its first write is revision 2); the server passes that.
+  int64_t initial_revision = 0;
   // RocksDB memtable size.
   uint64_t write_buffer_bytes = 64 << 20;
   // RocksDB block cache (shared by history and live-index reads).
@@ -72,6 +77,14 @@ struct ApplyOp {
                                etcdserverpb::TxnRequest, etcdserverpb::CompactionRequest>;
   Request request;
   raft::Index index = 0;
+};
+
+// A record of the server's own tables (members, alarms, ...), outside the
+// MVCC key space, written in the same batch as the applied index so it is
+// exactly as durable and as snapshotted as the key-value state.
+struct MetaWrite {
+  std::string key;
+  std::optional<std::string> value;  // nullopt deletes the record
 };
 
 using ApplyResponse = std::variant<etcdserverpb::PutResponse, etcdserverpb::DeleteRangeResponse,
@@ -113,8 +126,21 @@ class StateStore {
   // index `last_index` (>= every op's index, > applied_index()). One result per
   // op; a failed op writes nothing and does not bump the revision.
   // Single writer: call from one thread only.
+  // `meta` records are written in the same batch, after the ops.
   absl::StatusOr<std::vector<ApplyResult>> Apply(const std::vector<ApplyOp>& ops,
-                                                 raft::Index last_index);
+                                                 raft::Index last_index,
+                                                 const std::vector<MetaWrite>& meta = {});
+
+  // The meta records whose keys start with `prefix`, in key order.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ReadMeta(
+      std::string_view prefix) const;
+
+  // Approximate bytes on disk (SST files, WAL excluded) plus memtables: what
+  // the space quota is checked against.
+  uint64_t SizeBytes() const;
+  // Asks the background thread to compact the whole key space (etcd's
+  // Defragment); returns at once. Needs options.background_compaction.
+  void RequestFullCompaction();
 
   // etcd's Range: revision <= 0 reads the current revision; below the compact
   // revision fails with kErrCompacted, above the current with kErrFutureRev
@@ -186,6 +212,7 @@ class StateStore {
   // Guarded by mu_. Written by the compaction thread.
   int64_t physical_rev_ = 0;
   bool stop_ = false;
+  bool full_compaction_requested_ = false;
   // Serializes physical compaction batches (background thread vs tests).
   // Never taken by Apply or readers; never held while waiting on mu_'s cv.
   std::mutex compaction_mu_;

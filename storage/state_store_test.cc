@@ -888,5 +888,52 @@ TEST_F(StateStoreTest, SubscriberGetsEventsPerRevisionAndHistoryMatches) {
   EXPECT_EQ(got.size(), 3u);
 }
 
+// ---- server tables and etcd's starting revision ----
+
+TEST(StateStoreMetaTest, MetaRecordsAreWrittenWithTheBatchAndSurviveReopen) {
+  TempDir dir;
+  {
+    auto store = StateStore::Open(dir.sub("s"), StateStoreOptions{});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE(
+        (*store)->Apply({}, 1, {{"member/1", "a"}, {"member/2", "b"}, {"alarm/1", "x"}}).ok());
+    ASSERT_TRUE((*store)->Apply({}, 2, {{"member/1", std::nullopt}}).ok());
+  }
+  auto store = StateStore::Open(dir.sub("s"), StateStoreOptions{});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->applied_index(), 2u);
+  auto members = (*store)->ReadMeta("member/");
+  ASSERT_TRUE(members.ok()) << members.status();
+  ASSERT_EQ(members->size(), 1u);
+  EXPECT_EQ((*members)[0].first, "member/2");
+  EXPECT_EQ((*members)[0].second, "b");
+  auto all = (*store)->ReadMeta("");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
+  // Meta records are not keys.
+  EXPECT_EQ((*store)->current_revision(), 0);
+}
+
+TEST(StateStoreMetaTest, InitialRevisionMakesTheFirstWriteRevisionTwoAsInEtcd) {
+  TempDir dir;
+  StateStoreOptions options;
+  options.initial_revision = 1;
+  auto store = StateStore::Open(dir.sub("s"), options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->current_revision(), 1);
+  RangeRequest get;
+  get.set_key("a");
+  auto empty = (*store)->Range(get);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->header().revision(), 1);
+  etcdserverpb::PutRequest put;
+  put.set_key("a");
+  put.set_value("1");
+  auto results = (*store)->Apply({ApplyOp{put, 1}}, 1);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_TRUE((*results)[0].ok());
+  EXPECT_EQ(std::get<etcdserverpb::PutResponse>(*(*results)[0]).header().revision(), 2);
+}
+
 }  // namespace
 }  // namespace ganglion::storage
