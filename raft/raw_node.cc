@@ -111,7 +111,11 @@ Status RawNode::GetStatus() const {
   s.lead_transferee = raft_.lead_transferee();
   s.config = raft_.tracker().config;
   if (raft_.state() == StateType::kLeader) {
-    for (const auto& [id, pr] : raft_.tracker().progress) s.progress[id] = pr.Describe();
+    for (const auto& [id, pr] : raft_.tracker().progress) {
+      s.progress[id] = pr.Describe();
+      s.match[id] = pr.match;
+      s.recent_active[id] = pr.recent_active;
+    }
   }
   return s;
 }

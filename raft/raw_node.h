@@ -34,6 +34,8 @@ struct Status {
   NodeId lead_transferee = kNoNode;
   TrackerConfig config;
   std::map<NodeId, std::string> progress;  // leader only
+  std::map<NodeId, Index> match;           // leader only: each member's matched index
+  std::map<NodeId, bool> recent_active;    // leader only: heard from this quorum round
 };
 
 class RawNode {

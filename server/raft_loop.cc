@@ -92,6 +92,9 @@ void RaftLoop::ReadIndex(std::string ctx, std::function<void(absl::Status)> on_d
 void RaftLoop::TransferLeader(raft::NodeId to) {
   Enqueue(TransferCmd{to});
 }
+void RaftLoop::QueryStatus(std::function<void(const raft::Status&)> fn) {
+  Enqueue(StatusCmd{std::move(fn)});
+}
 void RaftLoop::ReportUnreachable(raft::NodeId id) {
   Enqueue(ReportCmd{id, true, false});
 }
@@ -129,6 +132,8 @@ void RaftLoop::Execute(Command& c) {
     if (r->on_done) r->on_done(s);
   } else if (auto* t = std::get_if<TransferCmd>(&c)) {
     node_->TransferLeader(t->to);
+  } else if (auto* q = std::get_if<StatusCmd>(&c)) {
+    q->fn(node_->GetStatus());
   } else if (auto* rep = std::get_if<ReportCmd>(&c)) {
     if (rep->unreachable) {
       node_->ReportUnreachable(rep->id);

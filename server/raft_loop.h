@@ -73,6 +73,10 @@ class RaftLoop {
   void ReportUnreachable(raft::NodeId id);
   void ReportSnapshot(raft::NodeId id, bool ok);
 
+  // Runs `fn` on the loop thread with the node's status (progress of every
+  // member when leader). Not run if the loop stops first.
+  void QueryStatus(std::function<void(const raft::Status&)> fn);
+
   // Last known leader and term (updated by the loop after every Ready).
   raft::SoftState soft_state() const;
   raft::Term term() const;
@@ -90,13 +94,16 @@ class RaftLoop {
   struct TransferCmd {
     raft::NodeId to;
   };
+  struct StatusCmd {
+    std::function<void(const raft::Status&)> fn;
+  };
   struct ReportCmd {
     raft::NodeId id;
     bool unreachable;  // else a snapshot report
     bool ok;
   };
-  using Command =
-      std::variant<ProposeCmd, std::vector<raft::Message>, ReadCmd, TransferCmd, ReportCmd>;
+  using Command = std::variant<ProposeCmd, std::vector<raft::Message>, ReadCmd, TransferCmd,
+                               ReportCmd, StatusCmd>;
 
   bool Enqueue(Command c);
   void Run();

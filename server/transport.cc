@@ -146,6 +146,15 @@ class Transport::Service final : public peer::Peer::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status Members(grpc::ServerContext* /*ctx*/, const peer::MembersRequest* /*req*/,
+                       peer::MembersReply* reply) override {
+    if (!t_->options_.on_members) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "member is not serving its members");
+    }
+    *reply = t_->options_.on_members();
+    return grpc::Status::OK;
+  }
+
   grpc::Status SendSnapshot(grpc::ServerContext* ctx,
                             grpc::ServerReader<peer::SnapshotChunk>* reader,
                             peer::SnapshotReply* reply) override {
@@ -670,6 +679,22 @@ TransportMetrics Transport::metrics() const {
   m.snapshots_sent = counters_.snapshots_sent;
   m.snapshots_failed = counters_.snapshots_failed;
   return m;
+}
+
+absl::StatusOr<peer::MembersReply> Transport::FetchMembers(const std::string& url,
+                                                           std::chrono::milliseconds timeout) {
+  auto parsed = ParseUrl(url);
+  if (!parsed.ok()) return parsed.status();
+  auto stub = peer::Peer::NewStub(
+      grpc::CreateChannel(parsed->HostPort(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  peer::MembersReply reply;
+  grpc::Status s = stub->Members(&ctx, peer::MembersRequest(), &reply);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrCat("members of ", url, ": ", s.error_message()));
+  }
+  return reply;
 }
 
 }  // namespace ganglion::server

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "raft/types.h"
+#include "server/peer.pb.h"
 
 namespace grpc {
 class Server;
@@ -44,6 +45,9 @@ struct TransportOptions {
   // Called from a peer's sender thread when a stream to it fails or cannot
   // be opened (at most once per reconnect attempt).
   std::function<void(raft::NodeId)> on_unreachable;
+  // Answers a joining member's Members call (from a gRPC server thread).
+  // Unset: the call fails with UNAVAILABLE.
+  std::function<peer::MembersReply()> on_members;
 
   size_t queue_messages_max = 4096;           // per peer; beyond it Send drops
   size_t batch_bytes_max = 4 * 1024 * 1024;   // one frame; at least one message
@@ -101,6 +105,11 @@ class Transport {
   void Stop();
 
   TransportMetrics metrics() const;
+
+  // Asks the member at `url` (a peer URL) for the cluster id and members
+  // table, as a member joining an existing cluster must before it starts.
+  static absl::StatusOr<peer::MembersReply> FetchMembers(const std::string& url,
+                                                         std::chrono::milliseconds timeout);
 
  private:
   struct PeerLink;

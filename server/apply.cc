@@ -1,0 +1,368 @@
+// The apply loop: takes committed entries from the raft loop in log order,
+// applies each exactly once to the state store (the applied index in the
+// same write batch), answers the waiters of the requests it applied, keeps
+// the members and alarms tables, installs snapshots from the leader and
+// takes local ones every --snapshot-count entries.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/errors.h"
+#include "server/server.h"
+
+namespace ganglion::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kAlarmPrefix[] = "alarm/";
+
+std::string AlarmKey(uint64_t member, int type) {
+  return absl::StrFormat("%s%016x/%d", kAlarmPrefix, member, type);
+}
+
+bool TxnIsReadOnly(const etcdserverpb::TxnRequest& t) {
+  for (const auto* ops : {&t.success(), &t.failure()}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      if (op.has_request_put() || op.has_request_delete_range()) return false;
+      if (op.has_request_txn() && !TxnIsReadOnly(op.request_txn())) return false;
+    }
+  }
+  return true;
+}
+
+[[noreturn]] void Fatal(const std::string& what, const absl::Status& s) {
+  // The state store is the member's truth: continuing after a failed write
+  // could answer from state that was never stored.
+  spdlog::critical("event=apply_failed what=\"{}\" error=\"{}\"", what, s.ToString());
+  std::abort();
+}
+
+}  // namespace
+
+absl::Status Server::LoadAlarms(const storage::StateStore& store) {
+  auto records = store.ReadMeta(kAlarmPrefix);
+  if (!records.ok()) return records.status();
+  std::lock_guard lock(alarm_mu_);
+  alarms_.clear();
+  for (const auto& [key, value] : *records) {
+    // alarm/<member hex>/<type>
+    std::string rest = key.substr(sizeof(kAlarmPrefix) - 1);
+    auto slash = rest.find('/');
+    uint64_t member = 0;
+    int type = 0;
+    if (slash == std::string::npos || !absl::SimpleHexAtoi(rest.substr(0, slash), &member) ||
+        !absl::SimpleAtoi(rest.substr(slash + 1), &type)) {
+      return absl::DataLossError("corrupt alarm record " + key);
+    }
+    alarms_[{member, type}] = true;
+  }
+  return absl::OkStatus();
+}
+
+void Server::ApplyLoop() {
+  for (;;) {
+    Committed c;
+    {
+      std::unique_lock lock(apply_mu_);
+      apply_cv_.wait(lock, [&] { return stopping_ || !apply_queue_.empty(); });
+      if (stopping_) return;
+      c = std::move(apply_queue_.front());
+      apply_queue_.pop_front();
+    }
+    apply_room_cv_.notify_one();
+    ApplyCommitted(c);
+  }
+}
+
+void Server::ApplyCommitted(Committed& committed) {
+  if (committed.snapshot && committed.snapshot->metadata.index > store()->applied_index()) {
+    RestoreSnapshot(*committed.snapshot);
+  }
+  if (!committed.entries.empty()) {
+    uint64_t last = committed.entries.back().index;
+    uint64_t prev = committed_index_.load();
+    while (last > prev && !committed_index_.compare_exchange_weak(prev, last)) {
+    }
+  }
+  std::map<raft::Index, const absl::StatusOr<raft::ConfState>*> conf_results;
+  for (const auto& [index, result] : committed.conf_changes) conf_results[index] = &result;
+
+  std::shared_ptr<storage::StateStore> st = store();
+  const uint64_t applied = st->applied_index();
+  std::vector<storage::ApplyOp> ops;
+  std::vector<uint64_t> op_ids;
+  std::vector<storage::MetaWrite> meta;
+  // Requests answered without a store op (refused, or not key-value), in
+  // log order; answered after the batch is durable.
+  std::vector<std::pair<uint64_t, absl::Status>> answers;
+  uint64_t last_index = 0;
+  bool removed_self = false;
+
+  for (raft::Entry& e : committed.entries) {
+    if (e.type == raft::EntryType::kConfChange) {
+      auto it = conf_results.find(e.index);
+      const bool ok = it != conf_results.end() && it->second->ok();
+      // The configuration is tracked for every entry, also those the store
+      // already has: the raft loop re-applies them all after a restart.
+      if (ok) conf_state_ = **it->second;
+      if (e.index <= applied) continue;
+      last_index = e.index;
+      auto cc = raft::DecodeConfChange(e.data);
+      internal::ConfChangeContext ctx;
+      if (!cc.ok() || !ctx.ParseFromString(cc->context) || cc->changes.size() != 1) {
+        spdlog::error("event=bad_conf_change index={}", e.index);
+        continue;
+      }
+      if (!ok) {
+        answers.emplace_back(ctx.request_id(), it != conf_results.end()
+                                                   ? it->second->status()
+                                                   : absl::InternalError("conf change lost"));
+        continue;
+      }
+      const raft::ConfChangeSingle& change = cc->changes[0];
+      const uint64_t id = change.node_id;
+      switch (change.type) {
+        case raft::ConfChangeSingle::Type::kAddNode:
+        case raft::ConfChangeSingle::Type::kAddLearnerNode: {
+          peer::Member m = ctx.member();
+          m.set_id(id);
+          m.set_is_learner(change.type == raft::ConfChangeSingle::Type::kAddLearnerNode);
+          if (auto existing = membership_.Get(id)) {
+            // A promotion (or the bootstrap entries replayed): keep what
+            // the member published about itself.
+            m.set_name(existing->name());
+            *m.mutable_client_urls() = existing->client_urls();
+            if (m.peer_urls().empty()) *m.mutable_peer_urls() = existing->peer_urls();
+          }
+          for (auto& w : membership_.Put(m)) meta.push_back(std::move(w));
+          if (id != member_id_ && !m.peer_urls().empty()) {
+            (void)transport_->AddPeer(id, m.peer_urls(0));
+          }
+          spdlog::info("event=member_{} member={} learner={} index={}",
+                       ctx.request_id() == 0 ? "bootstrapped" : "added", absl::StrFormat("%x", id),
+                       m.is_learner(), e.index);
+          break;
+        }
+        case raft::ConfChangeSingle::Type::kRemoveNode:
+          for (auto& w : membership_.Remove(id)) meta.push_back(std::move(w));
+          if (id == member_id_) {
+            removed_self = true;
+          } else {
+            transport_->RemovePeer(id);
+          }
+          spdlog::info("event=member_removed member={} index={}", absl::StrFormat("%x", id),
+                       e.index);
+          break;
+      }
+      answers.emplace_back(ctx.request_id(), absl::OkStatus());
+      continue;
+    }
+
+    if (e.index <= applied) continue;
+    last_index = e.index;
+    if (e.data.empty()) continue;  // a new leader's empty entry
+    internal::Request r;
+    if (!r.ParseFromString(e.data)) {
+      spdlog::error("event=bad_entry index={}", e.index);
+      continue;
+    }
+    switch (r.kind_case()) {
+      case internal::Request::kPut:
+        if (NoSpaceAlarmed()) {
+          answers.emplace_back(r.id(), NoSpace());
+        } else {
+          ops.push_back(storage::ApplyOp{std::move(*r.mutable_put()), e.index});
+          op_ids.push_back(r.id());
+        }
+        break;
+      case internal::Request::kDeleteRange:
+        ops.push_back(storage::ApplyOp{std::move(*r.mutable_delete_range()), e.index});
+        op_ids.push_back(r.id());
+        break;
+      case internal::Request::kTxn:
+        // With NOSPACE raised every member refuses writing txns at the same
+        // position in the log (the alarm itself is an entry).
+        if (NoSpaceAlarmed() && !TxnIsReadOnly(r.txn())) {
+          answers.emplace_back(r.id(), NoSpace());
+        } else {
+          ops.push_back(storage::ApplyOp{std::move(*r.mutable_txn()), e.index});
+          op_ids.push_back(r.id());
+        }
+        break;
+      case internal::Request::kCompaction:
+        ops.push_back(storage::ApplyOp{std::move(*r.mutable_compaction()), e.index});
+        op_ids.push_back(r.id());
+        break;
+      case internal::Request::kAlarm: {
+        const etcdserverpb::AlarmRequest& a = r.alarm();
+        std::lock_guard lock(alarm_mu_);
+        const auto key = std::make_pair(a.memberid(), static_cast<int>(a.alarm()));
+        if (a.action() == etcdserverpb::AlarmRequest::ACTIVATE && a.alarm() != etcdserverpb::NONE) {
+          if (!alarms_.contains(key)) {
+            alarms_[key] = true;
+            meta.push_back({AlarmKey(key.first, key.second), std::string()});
+            spdlog::warn("event=alarm_activated alarm={} member={}",
+                         etcdserverpb::AlarmType_Name(a.alarm()),
+                         absl::StrFormat("%x", a.memberid()));
+          }
+        } else if (a.action() == etcdserverpb::AlarmRequest::DEACTIVATE) {
+          if (alarms_.erase(key) > 0) {
+            meta.push_back({AlarmKey(key.first, key.second), std::nullopt});
+            spdlog::info("event=alarm_deactivated alarm={} member={}",
+                         etcdserverpb::AlarmType_Name(a.alarm()),
+                         absl::StrFormat("%x", a.memberid()));
+          }
+        }
+        answers.emplace_back(r.id(), absl::OkStatus());
+        break;
+      }
+      case internal::Request::kMemberAttributes: {
+        const internal::MemberAttributes& a = r.member_attributes();
+        if (auto m = membership_.Get(a.id())) {
+          m->set_name(a.name());
+          *m->mutable_client_urls() = a.client_urls();
+          for (auto& w : membership_.Put(*m)) meta.push_back(std::move(w));
+        }
+        answers.emplace_back(r.id(), absl::OkStatus());
+        break;
+      }
+      case internal::Request::kMemberUpdate: {
+        const internal::MemberPeerUpdate& u = r.member_update();
+        if (auto m = membership_.Get(u.id())) {
+          *m->mutable_peer_urls() = u.peer_urls();
+          for (auto& w : membership_.Put(*m)) meta.push_back(std::move(w));
+          if (u.id() != member_id_ && !u.peer_urls().empty()) {
+            (void)transport_->AddPeer(u.id(), u.peer_urls(0));
+          }
+          answers.emplace_back(r.id(), absl::OkStatus());
+        } else {
+          answers.emplace_back(r.id(), absl::NotFoundError(kErrMemberNotFound));
+        }
+        break;
+      }
+      case internal::Request::KIND_NOT_SET:
+        answers.emplace_back(r.id(), absl::InvalidArgumentError("empty request"));
+        break;
+    }
+  }
+  if (last_index == 0) return;  // everything was already applied
+
+  auto results = st->Apply(ops, last_index, meta);
+  if (!results.ok()) Fatal("apply batch", results.status());
+  const int64_t revision = st->current_revision();
+  NotifyApplied(last_index);
+  for (size_t i = 0; i < op_ids.size(); i++) {
+    storage::ApplyResult& res = (*results)[i];
+    if (res.ok()) {
+      waiters_.Trigger(op_ids[i], Applied{std::move(*res), revision});
+    } else {
+      waiters_.Trigger(op_ids[i], res.status());
+    }
+  }
+  for (auto& [id, status] : answers) {
+    if (id == 0) continue;
+    if (status.ok()) {
+      waiters_.Trigger(id, Applied{std::nullopt, revision});
+    } else {
+      waiters_.Trigger(id, status);
+    }
+  }
+  if (removed_self) {
+    spdlog::warn("event=removed member={} reason=\"{}\"", absl::StrFormat("%x", member_id_),
+                 kErrMemberRemoved);
+    std::lock_guard lock(apply_mu_);
+    removed_ = true;
+    stopped_cv_.notify_all();
+  }
+  MaybeSnapshot();
+}
+
+void Server::RestoreSnapshot(const raft::Snapshot& snapshot) {
+  const uint64_t index = snapshot.metadata.index;
+  spdlog::info("event=snapshot_restore index={} term={}", index, snapshot.metadata.term);
+  std::weak_ptr<storage::StateStore> old;
+  {
+    std::unique_lock lock(store_mu_);
+    old = store_;
+    store_.reset();
+  }
+  // Readers finish with the old store before its files are replaced; their
+  // reads are short and bounded.
+  while (!old.expired()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (auto s =
+          storage::StateStore::RestoreFromCheckpoint(SnapDir(index), config_.data_dir + "/state");
+      !s.ok()) {
+    Fatal("restore snapshot", s);
+  }
+  if (auto s = OpenStateStore(); !s.ok()) Fatal("reopen state after snapshot", s);
+  auto st = store();
+  if (auto s = membership_.Load(*st); !s.ok()) Fatal("load members from snapshot", s);
+  if (auto s = LoadAlarms(*st); !s.ok()) Fatal("load alarms from snapshot", s);
+  conf_state_ = snapshot.metadata.conf_state;
+  snapshot_index_ = index;
+  for (const peer::Member& m : membership_.List()) {
+    if (m.id() != member_id_ && !m.peer_urls().empty()) {
+      (void)transport_->AddPeer(m.id(), m.peer_urls(0));
+    }
+  }
+  NotifyApplied(st->applied_index());
+}
+
+void Server::MaybeSnapshot() {
+  auto st = store();
+  const uint64_t applied = st->applied_index();
+  if (applied < snapshot_index_ + config_.snapshot_count) return;
+  const std::string dir = SnapDir(applied);
+  const std::string tmp = dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (auto s = st->Checkpoint(tmp); !s.ok()) {
+    spdlog::error("event=snapshot_failed index={} error=\"{}\"", applied, s.ToString());
+    return;
+  }
+  fs::remove_all(dir, ec);
+  fs::rename(tmp, dir, ec);
+  if (ec) {
+    spdlog::error("event=snapshot_failed index={} error=\"{}\"", applied, ec.message());
+    return;
+  }
+  auto term = log_store_->TermAt(applied);
+  if (!term.ok()) {
+    spdlog::error("event=snapshot_failed index={} error=\"{}\"", applied, term.status().ToString());
+    return;
+  }
+  raft::Snapshot snap;
+  snap.metadata.index = applied;
+  snap.metadata.term = *term;
+  snap.metadata.conf_state = conf_state_;
+  if (auto s = log_store_->SetSnapshot(snap); !s.ok()) {
+    spdlog::error("event=snapshot_failed index={} error=\"{}\"", applied, s.ToString());
+    return;
+  }
+  snapshot_index_ = applied;
+  const uint64_t compact_to =
+      applied > options_.snapshot_catchup_entries ? applied - options_.snapshot_catchup_entries : 0;
+  if (compact_to > log_store_->FirstIndex()) {
+    if (auto s = log_store_->Compact(compact_to); !s.ok()) {
+      spdlog::error("event=log_compact_failed index={} error=\"{}\"", compact_to, s.ToString());
+    }
+  }
+  // Keep the two newest checkpoints: the one a follower may be receiving
+  // and the current one.
+  std::vector<std::string> dirs;
+  for (const auto& entry : fs::directory_iterator(config_.data_dir + "/snap", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() == 16 && entry.is_directory()) dirs.push_back(entry.path().string());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  for (size_t i = 0; i + 2 < dirs.size(); i++) fs::remove_all(dirs[i], ec);
+  spdlog::info("event=snapshot index={} term={} log_first_index={}", applied, *term,
+               log_store_->FirstIndex());
+}
+
+}  // namespace ganglion::server

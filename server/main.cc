@@ -1,0 +1,133 @@
+// The `ganglion` process: etcd 3.4's flags, one member, the etcd v3 gRPC API
+// on --listen-client-urls. Exits 1 with a one-line reason on bad flags or a
+// member that cannot start; stops cleanly on SIGTERM/SIGINT.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "server/config.h"
+#include "server/server.h"
+#include "server/services.h"
+
+namespace {
+
+using ganglion::server::ServerConfig;
+
+// gRPC adds framing around a request; etcd allows this much on top of
+// --max-request-bytes before gRPC itself refuses a message.
+constexpr int kGrpcOverheadBytes = 512 * 1024;
+
+bool SetLogLevel(const std::string& level) {
+  if (level == "debug") {
+    spdlog::set_level(spdlog::level::debug);
+  } else if (level == "info") {
+    spdlog::set_level(spdlog::level::info);
+  } else if (level == "warn") {
+    spdlog::set_level(spdlog::level::warn);
+  } else if (level == "error") {
+    spdlog::set_level(spdlog::level::err);
+  } else if (level == "panic" || level == "fatal") {
+    spdlog::set_level(spdlog::level::critical);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+int Run(int argc, char** argv) {
+  auto config = ganglion::server::ParseFlags(argc, argv);
+  if (!config.ok()) {
+    std::fprintf(stderr, "ganglion: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  if (config->print_help) {
+    std::printf("Usage: ganglion [flags]\n\n%s", ganglion::server::FlagsUsage().c_str());
+    return 0;
+  }
+  if (config->print_version) {
+    std::printf("ganglion Version: 0.1.0\netcd API Version: %s\n",
+                ganglion::server::kEtcdApiVersion);
+    return 0;
+  }
+  auto logger = spdlog::stderr_color_mt("ganglion");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  if (!SetLogLevel(config->log_level)) {
+    std::fprintf(stderr, "ganglion: invalid value \"%s\" for flag -log-level\n",
+                 config->log_level.c_str());
+    return 1;
+  }
+
+  // Signals are taken by one thread with sigwait, so no handler runs inside
+  // gRPC or RocksDB code.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto server = ganglion::server::Server::Start(*config);
+  if (!server.ok()) {
+    spdlog::critical("event=start_failed error=\"{}\"", server.status().ToString());
+    std::fprintf(stderr, "ganglion: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  for (const auto& url : config->listen_client_urls) {
+    builder.AddListeningPort(url.HostPort(), grpc::InsecureServerCredentials());
+  }
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_request_bytes) +
+                                   kGrpcOverheadBytes);
+  builder.SetMaxSendMessageSize(std::numeric_limits<int>::max());
+  // etcd's server keepalive: ping idle clients every 2 h, allow client
+  // pings every 5 s.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  auto services = ganglion::server::MakeEtcdServices(server->get());
+  for (auto& s : services) builder.RegisterService(s.get());
+  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (!grpc_server) {
+    std::fprintf(stderr, "ganglion: cannot listen for clients on %s\n",
+                 config->listen_client_urls.at(0).ToString().c_str());
+    (*server)->Stop();
+    return 1;
+  }
+  for (const auto& url : config->listen_client_urls) {
+    spdlog::info("event=serving_clients url={}", url.ToString());
+  }
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("event=signal signal={}", sig);
+    (*server)->Stop();
+  });
+  const bool removed = (*server)->WaitUntilRemovedOrStopped();
+  if (removed) {
+    // Let the last answers (the removal itself) leave before exiting.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  (*server)->Stop();
+  if (removed) {
+    spdlog::warn("event=exit reason=removed");
+    std::_Exit(0);  // the signal thread still waits in sigwait
+  }
+  waiter.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return Run(argc, argv);
+}
