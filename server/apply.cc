@@ -252,8 +252,25 @@ void Server::ApplyCommitted(Committed& committed) {
   }
   if (last_index == 0) return;  // everything was already applied
 
+  const auto apply_start = std::chrono::steady_clock::now();
   auto results = st->Apply(ops, last_index, meta);
   if (!results.ok()) Fatal("apply batch", results.status());
+  const double apply_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_start).count();
+  metrics_->backend_commit_duration_seconds->Observe(apply_seconds);
+  // etcd's threshold for a slow apply.
+  if (apply_seconds > 0.1) metrics_->slow_apply_total->Inc();
+  for (const storage::ApplyOp& op : ops) {
+    if (std::holds_alternative<etcdserverpb::PutRequest>(op.request)) {
+      metrics_->mvcc_put_total->Inc();
+    } else if (std::holds_alternative<etcdserverpb::DeleteRangeRequest>(op.request)) {
+      metrics_->mvcc_delete_total->Inc();
+    } else if (std::holds_alternative<etcdserverpb::TxnRequest>(op.request)) {
+      metrics_->mvcc_txn_total->Inc();
+    }
+  }
+  metrics_->proposals_applied_total->Set(static_cast<double>(last_index));
+  metrics_->proposals_committed_total->Set(static_cast<double>(committed_index_.load()));
   const int64_t revision = st->current_revision();
   NotifyApplied(last_index);
   for (size_t i = 0; i < op_ids.size(); i++) {

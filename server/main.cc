@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "server/config.h"
+#include "server/http_endpoint.h"
 #include "server/server.h"
 #include "server/services.h"
 
@@ -105,6 +106,36 @@ int Run(int argc, char** argv) {
     spdlog::info("event=serving_clients url={}", url.ToString());
   }
 
+  std::unique_ptr<ganglion::server::MetricsHttpServer> metrics_http;
+  if (!config->listen_metrics_urls.empty()) {
+    ganglion::server::MetricsHttpOptions mo;
+    for (const auto& url : config->listen_metrics_urls)
+      mo.listen_addresses.push_back(url.HostPort());
+    ganglion::server::Server* s = server->get();
+    mo.health = [s] {
+      ganglion::server::HealthResult h;
+      if (!s->HasLeader()) {
+        h.reason = "no leader";
+      } else if (!s->Alarms().empty()) {
+        h.reason = "alarm raised";
+      } else {
+        h.healthy = true;
+      }
+      return h;
+    };
+    metrics_http = std::make_unique<ganglion::server::MetricsHttpServer>(
+        &(*server)->metrics_registry(), std::move(mo));
+    if (auto st = metrics_http->Start(); !st.ok()) {
+      std::fprintf(stderr, "ganglion: %s\n", std::string(st.message()).c_str());
+      grpc_server->Shutdown();
+      (*server)->Stop();
+      return 1;
+    }
+    for (const auto& url : config->listen_metrics_urls) {
+      spdlog::info("event=serving_metrics url={}", url.ToString());
+    }
+  }
+
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -116,6 +147,7 @@ int Run(int argc, char** argv) {
     // Let the last answers (the removal itself) leave before exiting.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  if (metrics_http) metrics_http->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*server)->Stop();
   if (removed) {

@@ -147,8 +147,13 @@ void RaftLoop::HandleReadies() {
   while (node_->HasReady()) {
     raft::Ready rd = node_->GetReady();
     // Durable before anything produced with it leaves this member.
-    if (absl::Status s = options_.log_store->Save(rd.hard_state, rd.entries, rd.snapshot);
-        !s.ok()) {
+    const auto save_start = std::chrono::steady_clock::now();
+    absl::Status saved = options_.log_store->Save(rd.hard_state, rd.entries, rd.snapshot);
+    if (saved.ok() && options_.on_log_saved &&
+        (rd.hard_state || !rd.entries.empty() || rd.snapshot)) {
+      options_.on_log_saved(std::chrono::steady_clock::now() - save_start);
+    }
+    if (absl::Status s = saved; !s.ok()) {
       // Continuing could acknowledge what is not on disk: stop the process.
       spdlog::critical("event=raft_log_write_failed error=\"{}\"", s.ToString());
       std::abort();

@@ -45,6 +45,8 @@ struct RaftLoopOptions {
   std::function<void(Committed)> on_committed;
   std::function<void(const raft::SoftState&, raft::Term)> on_leader_change;
   std::function<void(std::vector<raft::ReadState>)> on_read_states;
+  // Optional: the duration of each synced log write (etcd's WAL fsync).
+  std::function<void(std::chrono::nanoseconds)> on_log_saved;
 };
 
 class RaftLoop {

@@ -59,6 +59,16 @@ absl::Status WriteFileDurably(const std::string& path, const std::string& conten
 
 Server::Server(const ServerConfig& config, ServerOptions options)
     : config_(config), options_(options), waiters_(options.waiters_max) {
+  ServerMetricsSources sources;
+  sources.db_total_size_bytes = [this] {
+    auto st = store();
+    return st ? static_cast<double>(st->SizeBytes()) : 0.0;
+  };
+  sources.db_total_size_in_use_bytes = sources.db_total_size_bytes;
+  metrics_ = std::make_unique<ServerMetrics>(&metrics_registry_, std::move(sources));
+  metrics_->quota_backend_bytes->Set(
+      config_.quota_backend_bytes < 0 ? 0.0
+                                      : static_cast<double>(config_.QuotaBackendBytesEffective()));
   request_timeout_ = options_.request_timeout.count() > 0
                          ? options_.request_timeout
                          : std::chrono::milliseconds(5000 + 2 * config_.election_timeout_ms);
@@ -280,6 +290,9 @@ absl::Status Server::StartThreads() {
   ro.on_committed = [this](Committed c) { OnCommitted(std::move(c)); };
   ro.on_leader_change = [this](const raft::SoftState& s, raft::Term t) { OnLeaderChange(s, t); };
   ro.on_read_states = [this](std::vector<raft::ReadState> r) { OnReadStates(std::move(r)); };
+  ro.on_log_saved = [this](std::chrono::nanoseconds d) {
+    metrics_->wal_fsync_duration_seconds->Observe(std::chrono::duration<double>(d).count());
+  };
   raft_loop_ = std::make_unique<RaftLoop>(std::move(ro));
 
   TransportOptions to;
@@ -412,7 +425,9 @@ void Server::OnLeaderChange(const raft::SoftState& soft, raft::Term term) {
   if (previous == soft.lead) return;
   spdlog::info("event=leader_changed member={} leader={} previous={} term={}", Hex(member_id_),
                Hex(soft.lead), Hex(previous), term);
-  leader_changes_++;
+  metrics_->has_leader->Set(soft.lead != 0 ? 1 : 0);
+  metrics_->is_leader->Set(soft.lead == member_id_ ? 1 : 0);
+  if (soft.lead != 0) metrics_->leader_changes_seen_total->Inc();
   if (previous == 0) return;
   // What was proposed under the old leader may or may not commit: tell the
   // clients now so they retry, instead of letting them run into the timeout.
@@ -491,7 +506,11 @@ Server::Clock::time_point Server::Deadline() const {
   return Clock::now() + request_timeout_;
 }
 
-void Server::Propose(internal::Request req, Done done) {
+void Server::Propose(internal::Request req, Done user_done) {
+  Done done = [this, user_done = std::move(user_done)](Outcome o) {
+    if (!o.ok()) metrics_->proposals_failed_total->Inc();
+    user_done(std::move(o));
+  };
   const uint64_t id = NextRequestId();
   req.set_id(id);
   std::string data = req.SerializeAsString();
@@ -579,6 +598,7 @@ void Server::Range(const etcdserverpb::RangeRequest& req,
       done(s);
       return;
     }
+    metrics_->mvcc_range_total->Inc();
     auto r = store()->Range(req);
     if (r.ok()) FillHeader(r->mutable_header(), r->header().revision());
     done(std::move(r));
@@ -687,6 +707,7 @@ void Server::TimerLoop() {
     }
     for (ReadWaiter& r : expired) r.ready(TimedOut());
 
+    metrics_->proposals_pending->Set(static_cast<double>(waiters_.size()));
     if (now >= next_publish) {
       next_publish = now + std::chrono::seconds(1);
       PublishAttributesIfNeeded();

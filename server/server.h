@@ -34,6 +34,7 @@
 #include "server/config.h"
 #include "server/internal.pb.h"
 #include "server/membership.h"
+#include "server/metrics.h"
 #include "server/raft_loop.h"
 #include "server/transport.h"
 #include "server/wait.h"
@@ -134,6 +135,8 @@ class Server {
   absl::StatusOr<uint64_t> CheckpointTo(const std::string& dir) const;
 
   Transport& transport() { return *transport_; }
+  const MetricsRegistry& metrics_registry() const { return metrics_registry_; }
+  ServerMetrics& metrics() { return *metrics_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -197,6 +200,8 @@ class Server {
 
   const ServerConfig config_;
   const ServerOptions options_;
+  MetricsRegistry metrics_registry_;
+  std::unique_ptr<ServerMetrics> metrics_;
   std::chrono::milliseconds request_timeout_{0};
   uint64_t member_id_ = 0;
   uint64_t cluster_id_ = 0;
@@ -241,7 +246,6 @@ class Server {
   std::atomic<uint64_t> term_{0};
 
   std::atomic<uint64_t> committed_index_{0};
-  std::atomic<uint64_t> leader_changes_{0};
   std::atomic<bool> publish_inflight_{false};
 
   // Alarms (NOSPACE, CORRUPT) as applied: (member id, alarm type).
