@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# A local three-member Ganglion cluster on loopback, for trying things by hand.
+#   scripts/cluster.sh up          build if needed, start, wait until healthy
+#   scripts/cluster.sh down        SIGTERM, then SIGKILL after a grace period
+#   scripts/cluster.sh status      pids + `etcdctl endpoint status/health`
+#   scripts/cluster.sh logs [name] tail of one member's log (or all)
+# Members m1 m2 m3: client 2379/22379/32379, peer 2380/22380/32380,
+# metrics 2381/22381/32381. Data, logs (<data>/<name>.log) and pid files
+# (<data>/<name>.pid) live under ./data or $GANGLION_DATA.
+# GANGLION_BIN overrides the server binary; the flags are etcd 3.4's, so
+# GANGLION_BIN=/usr/bin/etcd runs the same cluster with real etcd.
+# `up` and `down` are idempotent: `up` starts only members that are not
+# running, `down` with nothing running does nothing.
+set -euo pipefail
+
+invoked_from=$(pwd)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+data=${GANGLION_DATA:-$repo/data}
+case "$data" in /*) ;; *) data="$invoked_from/$data" ;; esac
+etcdctl_bin=${ETCDCTL:-/usr/bin/etcdctl}
+names=(m1 m2 m3)
+client_ports=(2379 22379 32379)
+peer_ports=(2380 22380 32380)
+metrics_ports=(2381 22381 32381)
+token=ganglion-local
+# Deadlines, in seconds.
+healthy_deadline_s=${GANGLION_UP_TIMEOUT:-60}
+stop_grace_s=10
+
+endpoints() {
+  local e=() i
+  for i in "${!names[@]}"; do e+=("127.0.0.1:${client_ports[$i]}"); done
+  (IFS=,; echo "${e[*]}")
+}
+
+initial_cluster() {
+  local c=() i
+  for i in "${!names[@]}"; do c+=("${names[$i]}=http://127.0.0.1:${peer_ports[$i]}"); done
+  (IFS=,; echo "${c[*]}")
+}
+
+ctl() { ETCDCTL_API=3 "$etcdctl_bin" "$@"; }
+
+# The pid of member $1 if it is running, else nothing. A pid file can outlive
+# its process and the pid be reused, so the command line must name the member.
+member_pid() {
+  local pidfile="$data/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--name $1 "; then echo "$pid"; fi
+}
+
+port_in_use() {
+  if command -v ss >/dev/null 2>&1; then
+    [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+
+resolve_binary() {
+  if [ -n "${GANGLION_BIN:-}" ]; then
+    bin=$GANGLION_BIN
+  else
+    bin=$repo/build/bin/ganglion
+    # ninja is incremental: this is quick when nothing changed.
+    "$repo/scripts/install-deps.sh"
+    if ! "$repo/scripts/build.sh" release ganglion; then
+      echo "cluster: could not build the ganglion binary." >&2
+      echo "cluster: to try the same cluster with etcd: GANGLION_BIN=/usr/bin/etcd $0 up" >&2
+      exit 1
+    fi
+  fi
+  if [ ! -x "$bin" ]; then
+    echo "cluster: server binary $bin is missing or not executable" >&2
+    exit 1
+  fi
+}
+
+start_member() {
+  local i=$1 name=${names[$i]}
+  local client="http://127.0.0.1:${client_ports[$i]}" peer="http://127.0.0.1:${peer_ports[$i]}"
+  echo "==== cluster.sh: starting $name ($bin) at $(date -u +%FT%TZ)" >>"$data/$name.log"
+  # setsid: the member outlives this shell and the terminal; its own session
+  # also keeps a Ctrl-C in the terminal from reaching it.
+  setsid "$bin" \
+    --name "$name" \
+    --data-dir "$data/$name" \
+    --listen-client-urls "$client" --advertise-client-urls "$client" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+    --listen-metrics-urls "http://127.0.0.1:${metrics_ports[$i]}" \
+    --initial-cluster "$(initial_cluster)" \
+    --initial-cluster-state new \
+    --initial-cluster-token "$token" \
+    --heartbeat-interval 100 --election-timeout 1000 \
+    --log-level info \
+    </dev/null >>"$data/$name.log" 2>&1 &
+  echo $! >"$data/$name.pid"
+}
+
+# A hook for what will run beside the members (the orchestrator runs inside
+# the leader's ganglion process; node agents will be separate processes,
+# ganglion-agent, one per simulated node). Nothing to start yet.
+start_extras() { :; }
+stop_extras() { :; }
+
+cmd_up() {
+  mkdir -p "$data"
+  local to_start=() i name p
+  for i in "${!names[@]}"; do
+    name=${names[$i]}
+    if [ -n "$(member_pid "$name")" ]; then continue; fi
+    for p in "${client_ports[$i]}" "${peer_ports[$i]}" "${metrics_ports[$i]}"; do
+      if port_in_use "$p"; then
+        echo "cluster: port $p (for $name) is already in use by another process." >&2
+        echo "cluster: is a system etcd running? (systemctl stop etcd) or: ss -ltnp 'sport = :$p'" >&2
+        exit 1
+      fi
+    done
+    to_start+=("$i")
+  done
+  if [ ${#to_start[@]} -eq 0 ]; then
+    echo "cluster: already running (pids $(for n in "${names[@]}"; do member_pid "$n"; done | xargs))"
+  else
+    resolve_binary
+    for i in "${to_start[@]}"; do start_member "$i"; done
+  fi
+
+  local deadline=$((SECONDS + healthy_deadline_s)) healthy
+  while true; do
+    healthy=0
+    for i in "${!names[@]}"; do
+      if ctl --endpoints="127.0.0.1:${client_ports[$i]}" --dial-timeout=1s \
+        --command-timeout=2s endpoint health >/dev/null 2>&1; then
+        healthy=$((healthy + 1))
+      elif [ -z "$(member_pid "${names[$i]}")" ]; then
+        echo "cluster: ${names[$i]} exited; last lines of $data/${names[$i]}.log:" >&2
+        tail -n 30 "$data/${names[$i]}.log" >&2
+        exit 1
+      fi
+    done
+    [ "$healthy" -eq ${#names[@]} ] && break
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "cluster: not healthy after ${healthy_deadline_s}s ($healthy of ${#names[@]} members)." >&2
+      for name in "${names[@]}"; do
+        echo "---- last lines of $data/$name.log" >&2
+        tail -n 20 "$data/$name.log" >&2
+      done
+      echo "cluster: members left running for inspection; stop them with: $0 down" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  start_extras
+
+  cat <<EOF
+cluster: healthy. Members m1 m2 m3, data and logs in $data
+  endpoints: $(endpoints)
+Try:
+  export ETCDCTL_API=3 ETCDCTL_ENDPOINTS=$(endpoints)
+  etcdctl put foo bar && etcdctl get foo -w json
+  etcdctl member list -w table
+  etcdctl endpoint status -w table
+  etcdctl watch foo            # then put foo from another shell
+  $0 status | logs m1 | down
+EOF
+}
+
+cmd_down() {
+  stop_extras
+  local name pid pids=() stopped=0
+  for name in "${names[@]}"; do
+    pid=$(member_pid "$name")
+    if [ -n "$pid" ]; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$name:$pid")
+    fi
+  done
+  local deadline=$((SECONDS + stop_grace_s)) entry
+  for entry in "${pids[@]}"; do
+    name=${entry%%:*}
+    pid=${entry#*:}
+    while [ -n "$(member_pid "$name")" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    if [ -n "$(member_pid "$name")" ]; then
+      echo "cluster: $name (pid $pid) ignored SIGTERM for ${stop_grace_s}s; SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    stopped=$((stopped + 1))
+  done
+  for name in "${names[@]}"; do rm -f "$data/$name.pid"; done
+  if [ "$stopped" -eq 0 ]; then echo "cluster: nothing running"; else echo "cluster: stopped $stopped member(s)"; fi
+}
+
+cmd_status() {
+  local name pid running=0
+  for name in "${names[@]}"; do
+    pid=$(member_pid "$name")
+    if [ -n "$pid" ]; then
+      echo "$name: running, pid $pid"
+      running=$((running + 1))
+    else
+      echo "$name: not running"
+    fi
+  done
+  [ "$running" -eq 0 ] && return 0
+  ctl --endpoints="$(endpoints)" --dial-timeout=1s --command-timeout=3s endpoint status -w table || true
+  ctl --endpoints="$(endpoints)" --dial-timeout=1s --command-timeout=3s endpoint health 2>&1 || true
+}
+
+cmd_logs() {
+  local lines=${LOG_LINES:-50} name
+  if [ $# -gt 0 ]; then
+    tail -n "$lines" "$data/$1.log"
+  else
+    for name in "${names[@]}"; do
+      echo "==> $data/$name.log <=="
+      tail -n "$lines" "$data/$name.log" 2>/dev/null || echo "(no log)"
+    done
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) shift; cmd_logs "$@" ;;
+  *) echo "usage: scripts/cluster.sh up|down|status|logs [name]" >&2; exit 2 ;;
+esac
