@@ -464,6 +464,19 @@ absl::Status ProcessCluster::Restart(int i) {
   return WaitHealthy(i, options_.start_timeout);
 }
 
+absl::Status ProcessCluster::RestartAll() {
+  for (int i = 0; i < size(); i++) {
+    if (auto s = Stop(i); !s.ok()) return s;
+  }
+  for (int i = 0; i < size(); i++) {
+    if (auto s = Spawn(i); !s.ok()) return s;
+  }
+  for (int i = 0; i < size(); i++) {
+    if (auto s = WaitHealthy(i, options_.start_timeout); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ProcessCluster::Pause(int i) {
   Member& m = members_.at(i);
   if (m.pid == 0) return absl::FailedPreconditionError(absl::StrCat(m.name, " is not running"));
@@ -480,11 +493,13 @@ absl::Status ProcessCluster::Resume(int i) {
   return absl::OkStatus();
 }
 
-absl::Status ProcessCluster::StartAddedMember(int i, const std::string& initial_cluster) {
+absl::Status ProcessCluster::StartAddedMember(int i, const std::string& initial_cluster,
+                                              bool wait_healthy) {
   Member& m = members_.at(i);
   m.initial_cluster = initial_cluster;
   m.initial_cluster_state = "existing";
   if (auto s = Spawn(i); !s.ok()) return s;
+  if (!wait_healthy) return absl::OkStatus();
   return WaitHealthy(i, options_.start_timeout);
 }
 

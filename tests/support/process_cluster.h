@@ -100,6 +100,9 @@ class ProcessCluster {
   // Stops member i if it runs, starts it again with the same flags (etcd
   // ignores --initial-cluster* once the data dir exists) and waits until healthy.
   absl::Status Restart(int i);
+  // Stops every member, then starts them all before waiting for any (one
+  // member alone has no quorum, so restarting one at a time would not do).
+  absl::Status RestartAll();
   absl::Status Pause(int i);   // SIGSTOP
   absl::Status Resume(int i);  // SIGCONT
 
@@ -108,8 +111,11 @@ class ProcessCluster {
   // PrepareMember reserves ports and a data dir and returns the new index.
   int PrepareMember(const std::string& name);
   // Starts a prepared member with --initial-cluster-state existing and the
-  // given --initial-cluster (what `member add` printed), and waits until healthy.
-  absl::Status StartAddedMember(int i, const std::string& initial_cluster);
+  // given --initial-cluster (what `member add` printed), and waits until healthy
+  // (unless wait_healthy is false: a learner never reports healthy, since it
+  // refuses the linearizable read `endpoint health` makes).
+  absl::Status StartAddedMember(int i, const std::string& initial_cluster,
+                                bool wait_healthy = true);
   // Both steps, running `etcdctl member add` against the running members.
   absl::StatusOr<int> AddMember(const std::string& name);
 
