@@ -60,6 +60,9 @@ constexpr FlagSpec kFlags[] = {
      "Maximum number of operations permitted in a transaction."},
     {"listen-metrics-urls", FlagKind::kUrls, "",
      "List of URLs to listen on for the metrics and health endpoints."},
+    {"restore", FlagKind::kString, "",
+     "Ganglion: seed a new --data-dir from this snapshot file (from `etcdctl snapshot save`) "
+     "as a member of the --initial-cluster, then start."},
     {"log-level", FlagKind::kString, "info",
      "Configures log level. Only supports debug, info, warn, error, panic, or fatal."},
     {"version", FlagKind::kBool, "false", "Print the version and exit."},
@@ -420,6 +423,7 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
         if (name == "initial-cluster") c.initial_cluster = value;
         if (name == "initial-cluster-token") c.initial_cluster_token = value;
         if (name == "log-level") c.log_level = value;
+        if (name == "restore") c.restore_snapshot = value;
         break;
     }
   }

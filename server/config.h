@@ -64,6 +64,8 @@ struct ServerConfig {
   uint64_t max_request_bytes = 1572864;
   uint64_t max_txn_ops = 128;
   std::string log_level = "info";
+  // Ganglion's own: a snapshot file to seed an empty data dir from.
+  std::string restore_snapshot;
 
   bool print_version = false;
   bool print_help = false;

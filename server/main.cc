@@ -74,6 +74,13 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  if (!config->restore_snapshot.empty()) {
+    if (auto s = ganglion::server::Server::RestoreDataDir(*config, config->restore_snapshot);
+        !s.ok()) {
+      std::fprintf(stderr, "ganglion: restore: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
   auto server = ganglion::server::Server::Start(*config);
   if (!server.ok()) {
     spdlog::critical("event=start_failed error=\"{}\"", server.status().ToString());

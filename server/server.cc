@@ -38,8 +38,10 @@ bool TxnHasWrites(const etcdserverpb::TxnRequest& t) {
   return false;
 }
 
+}  // namespace
+
 // Writes `content` to `path` durably: a temporary file, fsync, rename.
-absl::Status WriteFileDurably(const std::string& path, const std::string& content) {
+absl::Status Server::WriteFileDurably(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "w");
   if (f == nullptr) return absl::InternalError(absl::StrCat("create ", tmp));
@@ -52,8 +54,6 @@ absl::Status WriteFileDurably(const std::string& path, const std::string& conten
   if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
   return absl::OkStatus();
 }
-
-}  // namespace
 
 // ---- lifecycle ----
 
@@ -154,15 +154,9 @@ absl::Status Server::Open() {
   return absl::OkStatus();
 }
 
-absl::Status Server::Bootstrap() {
-  // Every member of the new cluster writes the same entries 1..N (one
-  // AddNode per initial member, term 1) and marks them committed, as etcd
-  // does: the log alone then describes the membership, so a member added
-  // later learns the initial members by replicating it.
-  raft::ConfState cs;
+std::vector<raft::Entry> Server::BootstrapEntries(const ServerConfig& config, raft::Index first) {
   std::vector<raft::Entry> entries;
-  for (const InitialMember& im : config_.initial_members) {
-    cs.voters.push_back(im.id);
+  for (const InitialMember& im : config.initial_members) {
     internal::ConfChangeContext ctx;
     peer::Member* m = ctx.mutable_member();
     m->set_id(im.id);
@@ -173,11 +167,22 @@ absl::Status Server::Bootstrap() {
     cc.context = ctx.SerializeAsString();
     raft::Entry e;
     e.term = 1;
-    e.index = entries.size() + 1;
+    e.index = first + entries.size();
     e.type = raft::EntryType::kConfChange;
     e.data = raft::EncodeConfChange(cc);
     entries.push_back(std::move(e));
   }
+  return entries;
+}
+
+absl::Status Server::Bootstrap() {
+  // Every member of the new cluster writes the same entries 1..N (one
+  // AddNode per initial member, term 1) and marks them committed, as etcd
+  // does: the log alone then describes the membership, so a member added
+  // later learns the initial members by replicating it.
+  raft::ConfState cs;
+  for (const InitialMember& im : config_.initial_members) cs.voters.push_back(im.id);
+  std::vector<raft::Entry> entries = BootstrapEntries(config_, 1);
   if (auto s = log_store_->SetConfState(cs); !s.ok()) return s;
   raft::HardState hs;
   hs.term = 1;

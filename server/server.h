@@ -85,6 +85,12 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // Seeds config.data_dir (which must not exist or be empty) from a snapshot
+  // file as a member of a new cluster made of config.initial_members: the
+  // keys and revisions of the snapshot, a fresh log and members table. Every
+  // member of the new cluster restores the same file.
+  static absl::Status RestoreDataDir(const ServerConfig& config, const std::string& snapshot_file);
+
   // Fails every pending request with "server stopped" and joins every thread.
   void Stop();
   // Blocks until the member stops by itself (removed from the cluster) or
@@ -160,6 +166,10 @@ class Server {
   Server(const ServerConfig& config, ServerOptions options);
   absl::Status Open();
   absl::Status Bootstrap();
+  // Writes `content` to `path` durably: a temporary file, fsync, rename.
+  static absl::Status WriteFileDurably(const std::string& path, const std::string& content);
+  // One AddNode entry per initial member, term 1, from index `first`.
+  static std::vector<raft::Entry> BootstrapEntries(const ServerConfig& config, raft::Index first);
   absl::Status Join();
   absl::Status OpenStateStore();
   absl::Status LoadAlarms(const storage::StateStore& store);

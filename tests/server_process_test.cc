@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -331,9 +332,106 @@ TEST(GanglionCluster, WholeClusterRestartKeepsEveryKeyAndRevision) {
   ASSERT_TRUE(cluster.RestartAll().ok());
   ASSERT_TRUE(WaitForLeader(cluster).ok());
   EXPECT_EQ(snapshot_of_state(), before);
+  // Every member holds the same history.
+  CommandResult hashes = cluster.Etcdctl({"endpoint", "hashkv", "-w", "json"});
+  ASSERT_EQ(hashes.exit_code, 0) << hashes.err;
+  std::set<std::string> distinct;
+  for (size_t at = hashes.out.find("\"hash\":"); at != std::string::npos;
+       at = hashes.out.find("\"hash\":", at + 1)) {
+    distinct.insert(hashes.out.substr(at, hashes.out.find(',', at) - at));
+  }
+  EXPECT_EQ(distinct.size(), 1u) << hashes.out;
   CommandResult compacted = cluster.Etcdctl({"get", "k1", "--rev=50"});
   EXPECT_NE(compacted.err.find("required revision has been compacted"), std::string::npos)
       << compacted.err;
+}
+
+TEST(GanglionCluster, SnapshotSavedByEtcdctlSeedsANewClusterWithTheSameKeysAndRevisions) {
+  ProcessCluster source(GanglionOptions(3));
+  ASSERT_TRUE(source.Start().ok());
+  for (int i = 0; i < 40; i++) {
+    ASSERT_EQ(source.Etcdctl({"put", absl::StrCat("k", i % 10), absl::StrCat("v", i)}).exit_code,
+              0);
+  }
+  const std::string file = source.data_root() + "/backup.db";
+  CommandResult save = source.Etcdctl({"snapshot", "save", file}, source.client_endpoint(0));
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  auto body = [](const CommandResult& r) { return r.out.substr(r.out.find("\"kvs\"")); };
+  const std::string before =
+      body(source.Etcdctl({"get", "k", "--prefix", "-w", "json"}, source.client_endpoint(0)));
+
+  // Three new members restore the file, then start as a new cluster.
+  ClusterOptions options = GanglionOptions(3, {"--restore=" + file});
+  ProcessCluster restored(options);
+  ASSERT_TRUE(restored.Start().ok());
+  EXPECT_EQ(body(restored.Etcdctl({"get", "k", "--prefix", "-w", "json"})), before);
+  CommandResult members = restored.Etcdctl({"member", "list"});
+  EXPECT_EQ(std::count(members.out.begin(), members.out.end(), '\n'), 3) << members.out;
+  // The next write continues the old revision sequence: 41 writes so far.
+  CommandResult put = restored.Etcdctl({"put", "after", "restore", "-w", "json"});
+  EXPECT_NE(put.out.find("\"revision\":42"), std::string::npos) << put.out;
+
+  // A damaged file is refused.
+  {
+    std::FILE* f = std::fopen(file.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fseek(f, 100, SEEK_SET);
+    std::fputc('!', f);
+    std::fclose(f);
+  }
+  CommandResult damaged = RunCommand(
+      {GANGLION_BINARY, "--name", "x", "--data-dir", source.data_root() + "/damaged", "--restore",
+       file, "--initial-cluster", "x=http://127.0.0.1:1", "--initial-advertise-peer-urls",
+       "http://127.0.0.1:1", "--listen-peer-urls", "http://127.0.0.1:1"},
+      "", milliseconds(10000));
+  EXPECT_EQ(damaged.exit_code, 1);
+  EXPECT_NE(damaged.err.find("hash mismatch"), std::string::npos) << damaged.err;
+}
+
+TEST(GanglionCluster, QuotaExceededRaisesNospaceWhichRefusesWritesUntilDisarmed) {
+  // 8 MiB quota; the store's own footprint is a few MiB.
+  ProcessCluster cluster(GanglionOptions(3, {"--quota-backend-bytes=8388608"}));
+  ASSERT_TRUE(cluster.Start().ok());
+  const std::string value(1000000, 'x');
+  bool refused = false;
+  for (int i = 0; i < 40 && !refused; i++) {
+    CommandResult put = cluster.Etcdctl({"put", absl::StrCat("big", i)}, "", value);
+    if (put.exit_code != 0) {
+      EXPECT_NE(put.err.find("etcdserver: mvcc: database space exceeded"), std::string::npos)
+          << put.err;
+      refused = true;
+    }
+  }
+  ASSERT_TRUE(refused) << "the quota never triggered";
+  CommandResult alarms = cluster.Etcdctl({"alarm", "list"});
+  EXPECT_NE(alarms.out.find("alarm:NOSPACE"), std::string::npos) << alarms.out;
+  // Every member refuses writes; reads and deletes still work.
+  for (int i = 0; i < 3; i++) {
+    CommandResult put = cluster.Etcdctl({"put", "small", "v"}, cluster.client_endpoint(i));
+    EXPECT_NE(put.err.find("database space exceeded"), std::string::npos) << put.err;
+  }
+  EXPECT_EQ(cluster.Etcdctl({"get", "big0", "--keys-only"}).out, "big0\n\n");
+  ASSERT_EQ(cluster.Etcdctl({"del", "big", "--prefix"}).exit_code, 0);
+
+  // Free the space (compact the history, defragment), disarm, write again.
+  CommandResult status =
+      cluster.Etcdctl({"endpoint", "status", "-w", "json"}, cluster.client_endpoint(0));
+  const auto rev_at = status.out.find("\"revision\":");
+  ASSERT_NE(rev_at, std::string::npos) << status.out;
+  const std::string rev =
+      status.out.substr(rev_at + 11, status.out.find(',', rev_at) - rev_at - 11);
+  ASSERT_EQ(cluster.Etcdctl({"compaction", "--physical", rev}).exit_code, 0);
+  ASSERT_EQ(cluster.Etcdctl({"defrag"}).exit_code, 0);
+  CommandResult put;
+  for (auto deadline = Clock::now() + milliseconds(30000); Clock::now() < deadline;) {
+    CommandResult disarm = cluster.Etcdctl({"alarm", "disarm"});
+    ASSERT_EQ(disarm.exit_code, 0) << disarm.err;
+    put = cluster.Etcdctl({"put", "small", "v"});
+    if (put.exit_code == 0) break;
+    std::this_thread::sleep_for(milliseconds(500));  // the full compaction runs in the background
+  }
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  EXPECT_EQ(cluster.Etcdctl({"alarm", "list"}).out, "");
 }
 
 TEST(GanglionCluster, BadFlagsAndBadRequestsGetEtcdsErrors) {
