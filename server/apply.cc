@@ -25,6 +25,27 @@ std::string AlarmKey(uint64_t member, int type) {
   return absl::StrFormat("%s%016x/%d", kAlarmPrefix, member, type);
 }
 
+constexpr char kLeasePrefix[] = "lease/";
+
+std::string LeaseKey(int64_t id) {
+  return absl::StrFormat("%s%016x", kLeasePrefix, id);
+}
+
+// Every lease a txn's puts name exists (both branches: which one runs is
+// decided by the store).
+bool TxnLeasesExist(const etcdserverpb::TxnRequest& t, const lease::Lessor& lessor) {
+  for (const auto* ops : {&t.success(), &t.failure()}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      if (op.has_request_put() && op.request_put().lease() != 0 &&
+          !lessor.Exists(op.request_put().lease())) {
+        return false;
+      }
+      if (op.has_request_txn() && !TxnLeasesExist(op.request_txn(), lessor)) return false;
+    }
+  }
+  return true;
+}
+
 bool TxnIsReadOnly(const etcdserverpb::TxnRequest& t) {
   for (const auto* ops : {&t.success(), &t.failure()}) {
     for (const etcdserverpb::RequestOp& op : *ops) {
@@ -43,6 +64,40 @@ bool TxnIsReadOnly(const etcdserverpb::TxnRequest& t) {
 }
 
 }  // namespace
+
+absl::Status Server::LoadLeases(const storage::StateStore& store) {
+  auto records = store.ReadMeta(kLeasePrefix);
+  if (!records.ok()) return records.status();
+  std::vector<lease::LeaseInfo> leases;
+  for (const auto& [key, value] : *records) {
+    internal::LeaseRecord r;
+    if (!r.ParseFromString(value)) return absl::DataLossError("corrupt lease record " + key);
+    leases.push_back({r.id(), r.ttl(), r.remaining_ttl()});
+  }
+  lessor_->Reset(leases);
+  if (leases.empty()) return absl::OkStatus();
+  // Which keys each lease holds: every live key that names a lease.
+  etcdserverpb::RangeRequest all;
+  all.set_key(std::string(1, '\0'));
+  all.set_range_end(std::string(1, '\0'));
+  all.set_keys_only(true);
+  auto kvs = store.Range(all);
+  if (!kvs.ok()) return kvs.status();
+  for (const mvccpb::KeyValue& kv : kvs->kvs()) {
+    if (kv.lease() != 0) lessor_->OnPut(kv.key(), kv.lease());
+  }
+  return absl::OkStatus();
+}
+
+void Server::OnRevisionApplied(const storage::RevisionEvents& rev) {
+  for (const mvccpb::Event& e : rev.events) {
+    if (e.type() == mvccpb::Event::PUT) {
+      lessor_->OnPut(e.kv().key(), e.kv().lease());
+    } else {
+      lessor_->OnDelete(e.kv().key());
+    }
+  }
+}
 
 absl::Status Server::LoadAlarms(const storage::StateStore& store) {
   auto records = store.ReadMeta(kAlarmPrefix);
@@ -99,9 +154,57 @@ void Server::ApplyCommitted(Committed& committed) {
   std::vector<storage::MetaWrite> meta;
   // Requests answered without a store op (refused, or not key-value), in
   // log order; answered after the batch is durable.
-  std::vector<std::pair<uint64_t, absl::Status>> answers;
+  std::vector<std::pair<uint64_t, Outcome>> answers;
   uint64_t last_index = 0;
   bool removed_self = false;
+  // Whether ops pending in this batch may attach or detach leased keys: a
+  // lease revocation needs them applied first to know the lease's keys.
+  bool lease_keys_dirty = false;
+
+  // Writes what is pending (ops, meta records, applied index up to `upto`)
+  // in one store batch, then answers its waiters.
+  auto flush = [&](uint64_t upto) {
+    const auto apply_start = std::chrono::steady_clock::now();
+    auto results = st->Apply(ops, upto, meta);
+    if (!results.ok()) Fatal("apply batch", results.status());
+    const double apply_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_start).count();
+    metrics_->backend_commit_duration_seconds->Observe(apply_seconds);
+    // etcd's threshold for a slow apply.
+    if (apply_seconds > 0.1) metrics_->slow_apply_total->Inc();
+    for (const storage::ApplyOp& op : ops) {
+      if (std::holds_alternative<etcdserverpb::PutRequest>(op.request)) {
+        metrics_->mvcc_put_total->Inc();
+      } else if (std::holds_alternative<etcdserverpb::DeleteRangeRequest>(op.request)) {
+        metrics_->mvcc_delete_total->Inc();
+      } else if (std::holds_alternative<etcdserverpb::TxnRequest>(op.request)) {
+        metrics_->mvcc_txn_total->Inc();
+      }
+    }
+    metrics_->proposals_applied_total->Set(static_cast<double>(upto));
+    metrics_->proposals_committed_total->Set(static_cast<double>(committed_index_.load()));
+    const int64_t revision = st->current_revision();
+    NotifyApplied(upto);
+    for (size_t i = 0; i < op_ids.size(); i++) {
+      storage::ApplyResult& res = (*results)[i];
+      if (op_ids[i] == 0) continue;
+      if (res.ok()) {
+        waiters_.Trigger(op_ids[i], Applied{std::move(*res), revision, std::nullopt});
+      } else {
+        waiters_.Trigger(op_ids[i], res.status());
+      }
+    }
+    for (auto& [id, outcome] : answers) {
+      if (id == 0) continue;
+      if (outcome.ok()) outcome->revision = revision;
+      waiters_.Trigger(id, std::move(outcome));
+    }
+    ops.clear();
+    op_ids.clear();
+    meta.clear();
+    answers.clear();
+    lease_keys_dirty = false;
+  };
 
   for (raft::Entry& e : committed.entries) {
     if (e.type == raft::EntryType::kConfChange) {
@@ -159,7 +262,7 @@ void Server::ApplyCommitted(Committed& committed) {
                        e.index);
           break;
       }
-      answers.emplace_back(ctx.request_id(), absl::OkStatus());
+      answers.emplace_back(ctx.request_id(), Applied{});
       continue;
     }
 
@@ -175,24 +278,89 @@ void Server::ApplyCommitted(Committed& committed) {
       case internal::Request::kPut:
         if (NoSpaceAlarmed()) {
           answers.emplace_back(r.id(), NoSpace());
+        } else if (r.put().lease() != 0 && !lessor_->Exists(r.put().lease())) {
+          answers.emplace_back(r.id(), absl::NotFoundError(lease::kErrLeaseNotFound));
         } else {
           ops.push_back(storage::ApplyOp{std::move(*r.mutable_put()), e.index});
           op_ids.push_back(r.id());
+          lease_keys_dirty = true;
         }
         break;
       case internal::Request::kDeleteRange:
         ops.push_back(storage::ApplyOp{std::move(*r.mutable_delete_range()), e.index});
         op_ids.push_back(r.id());
+        lease_keys_dirty = true;
         break;
       case internal::Request::kTxn:
         // With NOSPACE raised every member refuses writing txns at the same
         // position in the log (the alarm itself is an entry).
         if (NoSpaceAlarmed() && !TxnIsReadOnly(r.txn())) {
           answers.emplace_back(r.id(), NoSpace());
+        } else if (!TxnLeasesExist(r.txn(), *lessor_)) {
+          answers.emplace_back(r.id(), absl::NotFoundError(lease::kErrLeaseNotFound));
         } else {
           ops.push_back(storage::ApplyOp{std::move(*r.mutable_txn()), e.index});
           op_ids.push_back(r.id());
+          lease_keys_dirty = true;
         }
+        break;
+      case internal::Request::kLeaseGrant: {
+        const etcdserverpb::LeaseGrantRequest& g = r.lease_grant();
+        auto ttl = lessor_->EffectiveTtl(g.ttl());
+        absl::Status granted =
+            ttl.ok() ? lessor_->Grant(g.id(), *ttl, lease::Clock::now()) : ttl.status();
+        if (!granted.ok()) {
+          answers.emplace_back(r.id(), granted);
+          break;
+        }
+        internal::LeaseRecord record;
+        record.set_id(g.id());
+        record.set_ttl(*ttl);
+        meta.push_back({LeaseKey(g.id()), record.SerializeAsString()});
+        Applied a;
+        a.lease_ttl = *ttl;
+        answers.emplace_back(r.id(), std::move(a));
+        break;
+      }
+      case internal::Request::kLeaseRevoke: {
+        const int64_t id = r.lease_revoke().id();
+        if (!lessor_->Exists(id)) {
+          answers.emplace_back(r.id(), absl::NotFoundError(lease::kErrLeaseNotFound));
+          break;
+        }
+        // The lease's keys must be current: apply what may attach or
+        // detach keys first (consecutive revocations need no flush: a key
+        // belongs to one lease).
+        if (lease_keys_dirty) flush(e.index - 1);
+        std::vector<std::string> keys = lessor_->Revoke(id);
+        meta.push_back({LeaseKey(id), std::nullopt});
+        if (keys.empty()) {
+          answers.emplace_back(r.id(), Applied{});
+          break;
+        }
+        // All of the lease's keys go in one revision.
+        etcdserverpb::TxnRequest txn;
+        for (const std::string& k : keys) {
+          txn.add_success()->mutable_request_delete_range()->set_key(k);
+        }
+        storage::ApplyOp op{std::move(txn), e.index};
+        op.internal = true;
+        ops.push_back(std::move(op));
+        op_ids.push_back(r.id());
+        metrics_->lease_revoked_total->Inc();
+        break;
+      }
+      case internal::Request::kLeaseCheckpoint:
+        for (const etcdserverpb::LeaseCheckpoint& c : r.lease_checkpoint().checkpoints()) {
+          if (!lessor_->Checkpoint(c.id(), c.remaining_ttl()).ok()) continue;
+          auto info = lessor_->Get(c.id());
+          internal::LeaseRecord record;
+          record.set_id(info->id);
+          record.set_ttl(info->ttl_seconds);
+          record.set_remaining_ttl(info->remaining_ttl_seconds);
+          meta.push_back({LeaseKey(c.id()), record.SerializeAsString()});
+        }
+        answers.emplace_back(r.id(), Applied{});
         break;
       case internal::Request::kCompaction:
         ops.push_back(storage::ApplyOp{std::move(*r.mutable_compaction()), e.index});
@@ -218,7 +386,7 @@ void Server::ApplyCommitted(Committed& committed) {
                          absl::StrFormat("%x", a.memberid()));
           }
         }
-        answers.emplace_back(r.id(), absl::OkStatus());
+        answers.emplace_back(r.id(), Applied{});
         break;
       }
       case internal::Request::kMemberAttributes: {
@@ -228,7 +396,7 @@ void Server::ApplyCommitted(Committed& committed) {
           *m->mutable_client_urls() = a.client_urls();
           for (auto& w : membership_.Put(*m)) meta.push_back(std::move(w));
         }
-        answers.emplace_back(r.id(), absl::OkStatus());
+        answers.emplace_back(r.id(), Applied{});
         break;
       }
       case internal::Request::kMemberUpdate: {
@@ -239,7 +407,7 @@ void Server::ApplyCommitted(Committed& committed) {
           if (u.id() != member_id_ && !u.peer_urls().empty()) {
             (void)transport_->AddPeer(u.id(), u.peer_urls(0));
           }
-          answers.emplace_back(r.id(), absl::OkStatus());
+          answers.emplace_back(r.id(), Applied{});
         } else {
           answers.emplace_back(r.id(), absl::NotFoundError(kErrMemberNotFound));
         }
@@ -251,44 +419,7 @@ void Server::ApplyCommitted(Committed& committed) {
     }
   }
   if (last_index == 0) return;  // everything was already applied
-
-  const auto apply_start = std::chrono::steady_clock::now();
-  auto results = st->Apply(ops, last_index, meta);
-  if (!results.ok()) Fatal("apply batch", results.status());
-  const double apply_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - apply_start).count();
-  metrics_->backend_commit_duration_seconds->Observe(apply_seconds);
-  // etcd's threshold for a slow apply.
-  if (apply_seconds > 0.1) metrics_->slow_apply_total->Inc();
-  for (const storage::ApplyOp& op : ops) {
-    if (std::holds_alternative<etcdserverpb::PutRequest>(op.request)) {
-      metrics_->mvcc_put_total->Inc();
-    } else if (std::holds_alternative<etcdserverpb::DeleteRangeRequest>(op.request)) {
-      metrics_->mvcc_delete_total->Inc();
-    } else if (std::holds_alternative<etcdserverpb::TxnRequest>(op.request)) {
-      metrics_->mvcc_txn_total->Inc();
-    }
-  }
-  metrics_->proposals_applied_total->Set(static_cast<double>(last_index));
-  metrics_->proposals_committed_total->Set(static_cast<double>(committed_index_.load()));
-  const int64_t revision = st->current_revision();
-  NotifyApplied(last_index);
-  for (size_t i = 0; i < op_ids.size(); i++) {
-    storage::ApplyResult& res = (*results)[i];
-    if (res.ok()) {
-      waiters_.Trigger(op_ids[i], Applied{std::move(*res), revision});
-    } else {
-      waiters_.Trigger(op_ids[i], res.status());
-    }
-  }
-  for (auto& [id, status] : answers) {
-    if (id == 0) continue;
-    if (status.ok()) {
-      waiters_.Trigger(id, Applied{std::nullopt, revision});
-    } else {
-      waiters_.Trigger(id, status);
-    }
-  }
+  if (last_index > st->applied_index()) flush(last_index);
   if (removed_self) {
     spdlog::warn("event=removed member={} reason=\"{}\"", absl::StrFormat("%x", member_id_),
                  kErrMemberRemoved);
@@ -320,6 +451,7 @@ void Server::RestoreSnapshot(const raft::Snapshot& snapshot) {
   auto st = store();
   if (auto s = membership_.Load(*st); !s.ok()) Fatal("load members from snapshot", s);
   if (auto s = LoadAlarms(*st); !s.ok()) Fatal("load alarms from snapshot", s);
+  if (auto s = LoadLeases(*st); !s.ok()) Fatal("load leases from snapshot", s);
   conf_state_ = snapshot.metadata.conf_state;
   snapshot_index_ = index;
   for (const peer::Member& m : membership_.List()) {

@@ -69,6 +69,10 @@ Server::Server(const ServerConfig& config, ServerOptions options)
   metrics_->quota_backend_bytes->Set(
       config_.quota_backend_bytes < 0 ? 0.0
                                       : static_cast<double>(config_.QuotaBackendBytesEffective()));
+  // etcd's minimum TTL: one and a half election timeouts, rounded up to
+  // whole seconds, so a lease outlives a leader election.
+  lessor_ = std::make_unique<lease::Lessor>(
+      static_cast<int64_t>((3 * config_.election_timeout_ms / 2 + 999) / 1000));
   request_timeout_ = options_.request_timeout.count() > 0
                          ? options_.request_timeout
                          : std::chrono::milliseconds(5000 + 2 * config_.election_timeout_ms);
@@ -148,6 +152,7 @@ absl::Status Server::Open() {
   auto st = store();
   if (auto s = membership_.Load(*st); !s.ok()) return s;
   if (auto s = LoadAlarms(*st); !s.ok()) return s;
+  if (auto s = LoadLeases(*st); !s.ok()) return s;
   if (membership_.IsRemoved(member_id_)) {
     return absl::FailedPreconditionError(kErrMemberRemoved);
   }
@@ -238,6 +243,7 @@ absl::Status Server::OpenStateStore() {
   o.initial_revision = 1;
   auto st = storage::StateStore::Open(config_.data_dir + "/state", o);
   if (!st.ok()) return st.status();
+  (*st)->Subscribe([this](const storage::RevisionEvents& rev) { OnRevisionApplied(rev); });
   std::unique_lock lock(store_mu_);
   store_ = std::shared_ptr<storage::StateStore>(std::move(*st));
   return absl::OkStatus();
@@ -314,6 +320,23 @@ absl::Status Server::StartThreads() {
     peer::MembersReply reply;
     reply.set_cluster_id(cluster_id_);
     for (const peer::Member& m : membership_.List()) *reply.add_members() = m;
+    return reply;
+  };
+  to.on_lease_renew = [this](int64_t id) -> absl::StatusOr<int64_t> {
+    if (leader_.load() != member_id_) return absl::FailedPreconditionError(kErrNotLeader);
+    auto ttl = lessor_->Renew(id, lease::Clock::now());
+    if (ttl.ok()) metrics_->lease_renewed_total->Inc();
+    return ttl;
+  };
+  to.on_lease_ttl =
+      [this](const peer::LeaseTtlRequest& req) -> absl::StatusOr<peer::LeaseTtlReply> {
+    if (leader_.load() != member_id_) return absl::FailedPreconditionError(kErrNotLeader);
+    auto t = lessor_->GetTimeToLive(req.id(), req.keys(), lease::Clock::now());
+    if (!t.ok()) return t.status();
+    peer::LeaseTtlReply reply;
+    reply.set_granted_ttl(t->granted_ttl_seconds);
+    reply.set_ttl(t->ttl_seconds);
+    for (const std::string& k : t->keys) reply.add_keys(k);
     return reply;
   };
   transport_ = std::make_unique<Transport>(std::move(to));
@@ -430,6 +453,13 @@ void Server::OnLeaderChange(const raft::SoftState& soft, raft::Term term) {
   if (previous == soft.lead) return;
   spdlog::info("event=leader_changed member={} leader={} previous={} term={}", Hex(member_id_),
                Hex(soft.lead), Hex(previous), term);
+  if (soft.lead == member_id_) {
+    // Every lease gets an election timeout on top of what it had left: the
+    // old leader may have renewed it just before it lost touch.
+    lessor_->Promote(lease::Clock::now(), std::chrono::milliseconds(config_.election_timeout_ms));
+  } else if (previous == member_id_) {
+    lessor_->Demote();
+  }
   metrics_->has_leader->Set(soft.lead != 0 ? 1 : 0);
   metrics_->is_leader->Set(soft.lead == member_id_ ? 1 : 0);
   if (soft.lead != 0) metrics_->leader_changes_seen_total->Inc();
@@ -713,11 +743,104 @@ void Server::TimerLoop() {
     for (ReadWaiter& r : expired) r.ready(TimedOut());
 
     metrics_->proposals_pending->Set(static_cast<double>(waiters_.size()));
+    ExpireAndCheckpointLeases();
     if (now >= next_publish) {
       next_publish = now + std::chrono::seconds(1);
       PublishAttributesIfNeeded();
     }
   }
+}
+
+void Server::ExpireAndCheckpointLeases() {
+  if (!lessor_->is_primary() || leader_.load() != member_id_) return;
+  const auto now = lease::Clock::now();
+  // A share of the revocation rate per 20 ms tick; at least one.
+  const size_t per_tick = std::max<uint64_t>(1, options_.lease_revoke_rate_per_second / 50);
+  // A revocation not applied within a request timeout is proposed again.
+  for (int64_t id : lessor_->Expired(now, per_tick, request_timeout_)) {
+    internal::Request req;
+    req.mutable_lease_revoke()->set_id(id);
+    metrics_->lease_expired_total->Inc();
+    Propose(std::move(req), [](Outcome) {});
+  }
+  auto due = lessor_->DueCheckpoints(now, options_.lease_checkpoint_interval, 1000);
+  if (due.empty()) return;
+  internal::Request req;
+  for (const auto& [id, remaining] : due) {
+    auto* c = req.mutable_lease_checkpoint()->add_checkpoints();
+    c->set_id(id);
+    c->set_remaining_ttl(remaining);
+  }
+  Propose(std::move(req), [](Outcome) {});
+}
+
+void Server::LeaseGrant(int64_t id, int64_t ttl_seconds,
+                        std::function<void(absl::StatusOr<std::pair<int64_t, int64_t>>)> done) {
+  if (auto ttl = lessor_->EffectiveTtl(ttl_seconds); !ttl.ok()) {
+    done(ttl.status());
+    return;
+  }
+  if (id == 0) {
+    // Generated here, not at apply: every member must apply the same id.
+    id = static_cast<int64_t>(NextRequestId() & ((uint64_t{1} << 63) - 1));
+  }
+  internal::Request req;
+  req.mutable_lease_grant()->set_id(id);
+  req.mutable_lease_grant()->set_ttl(ttl_seconds);
+  Propose(std::move(req), [this, id, done = std::move(done)](Outcome o) {
+    if (!o.ok()) {
+      done(o.status());
+      return;
+    }
+    metrics_->lease_granted_total->Inc();
+    done(std::make_pair(id, o->lease_ttl.value_or(0)));
+  });
+}
+
+void Server::LeaseRevoke(int64_t id, std::function<void(absl::Status)> done) {
+  internal::Request req;
+  req.mutable_lease_revoke()->set_id(id);
+  Propose(std::move(req), [done = std::move(done)](Outcome o) { done(o.status()); });
+}
+
+void Server::LeaseRenew(int64_t id, std::function<void(absl::StatusOr<int64_t>)> done) {
+  const uint64_t leader = leader_.load();
+  if (leader == 0) {
+    done(NoLeader());
+    return;
+  }
+  if (leader == member_id_) {
+    auto ttl = lessor_->Renew(id, lease::Clock::now());
+    if (ttl.ok()) metrics_->lease_renewed_total->Inc();
+    done(ttl.ok() || ttl.status().code() == absl::StatusCode::kNotFound ? ttl : NoLeader());
+    return;
+  }
+  transport_->ForwardLeaseRenew(leader, id, std::move(done));
+}
+
+void Server::LeaseTimeToLive(int64_t id, bool keys,
+                             std::function<void(absl::StatusOr<lease::TimeToLive>)> done) {
+  const uint64_t leader = leader_.load();
+  if (leader == 0) {
+    done(NoLeader());
+    return;
+  }
+  if (leader == member_id_) {
+    done(lessor_->GetTimeToLive(id, keys, lease::Clock::now()));
+    return;
+  }
+  transport_->ForwardLeaseTimeToLive(
+      leader, id, keys, [done = std::move(done)](absl::StatusOr<peer::LeaseTtlReply> r) {
+        if (!r.ok()) {
+          done(r.status());
+          return;
+        }
+        lease::TimeToLive t;
+        t.granted_ttl_seconds = r->granted_ttl();
+        t.ttl_seconds = r->ttl();
+        t.keys.assign(r->keys().begin(), r->keys().end());
+        done(std::move(t));
+      });
 }
 
 void Server::PublishAttributesIfNeeded() {

@@ -31,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
+#include "lease/lessor.h"
 #include "server/config.h"
 #include "server/internal.pb.h"
 #include "server/membership.h"
@@ -60,6 +61,11 @@ struct ServerOptions {
   size_t apply_queue_max = 1024;
   // Linearizable reads waiting for a read index.
   size_t pending_reads_max = 100000;
+  // Expired leases proposed for revocation per second (etcd's rate), so a
+  // mass expiry never floods the log.
+  uint64_t lease_revoke_rate_per_second = 1000;
+  // How often the leader records long leases' remaining TTL in the log.
+  std::chrono::milliseconds lease_checkpoint_interval{300000};
   // How long a joining member keeps asking peers for the members table.
   std::chrono::milliseconds join_timeout{30000};
 };
@@ -126,6 +132,17 @@ class Server {
   void MemberPromote(uint64_t id, std::function<void(absl::Status)> done);
   std::vector<peer::Member> Members() const { return membership_.List(); }
 
+  // ---- Lease ----
+  // Grant (id 0: one is generated) and Revoke go through the log; KeepAlive
+  // and TimeToLive are answered by the leader (a follower forwards them).
+  void LeaseGrant(int64_t id, int64_t ttl_seconds,
+                  std::function<void(absl::StatusOr<std::pair<int64_t, int64_t>>)> done);
+  void LeaseRevoke(int64_t id, std::function<void(absl::Status)> done);
+  void LeaseRenew(int64_t id, std::function<void(absl::StatusOr<int64_t>)> done);
+  void LeaseTimeToLive(int64_t id, bool keys,
+                       std::function<void(absl::StatusOr<lease::TimeToLive>)> done);
+  std::vector<int64_t> Leases() const { return lessor_->Ids(); }
+
   // ---- Maintenance ----
   MemberStatus Status() const;
   absl::StatusOr<storage::HashKVResult> HashKV(int64_t revision) const;
@@ -173,6 +190,10 @@ class Server {
   absl::Status Join();
   absl::Status OpenStateStore();
   absl::Status LoadAlarms(const storage::StateStore& store);
+  absl::Status LoadLeases(const storage::StateStore& store);
+  // The store's subscriber: each applied revision's events, on the apply thread.
+  void OnRevisionApplied(const storage::RevisionEvents& rev);
+  void ExpireAndCheckpointLeases();
   absl::Status RecoverFromSnapshotIfBehind();
   absl::Status StartThreads();
 
@@ -224,6 +245,7 @@ class Server {
   std::shared_ptr<storage::StateStore> store_;  // guarded by store_mu_
 
   Membership membership_;
+  std::unique_ptr<lease::Lessor> lessor_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<RaftLoop> raft_loop_;
   Waiters waiters_;

@@ -155,6 +155,40 @@ class Transport::Service final : public peer::Peer::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status LeaseRenew(grpc::ServerContext* /*ctx*/, const peer::LeaseRenewRequest* req,
+                          peer::LeaseRenewReply* reply) override {
+    if (req->cluster_id() != t_->options_.cluster_id) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "cluster id mismatch");
+    }
+    if (!t_->options_.on_lease_renew) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "leases not served");
+    }
+    auto ttl = t_->options_.on_lease_renew(req->id());
+    if (!ttl.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(ttl.status().code()),
+                          std::string(ttl.status().message()));
+    }
+    reply->set_ttl(*ttl);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status LeaseTimeToLive(grpc::ServerContext* /*ctx*/, const peer::LeaseTtlRequest* req,
+                               peer::LeaseTtlReply* reply) override {
+    if (req->cluster_id() != t_->options_.cluster_id) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "cluster id mismatch");
+    }
+    if (!t_->options_.on_lease_ttl) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "leases not served");
+    }
+    auto r = t_->options_.on_lease_ttl(*req);
+    if (!r.ok()) {
+      return grpc::Status(static_cast<grpc::StatusCode>(r.status().code()),
+                          std::string(r.status().message()));
+    }
+    *reply = *std::move(r);
+    return grpc::Status::OK;
+  }
+
   grpc::Status SendSnapshot(grpc::ServerContext* ctx,
                             grpc::ServerReader<peer::SnapshotChunk>* reader,
                             peer::SnapshotReply* reply) override {
@@ -679,6 +713,78 @@ TransportMetrics Transport::metrics() const {
   m.snapshots_sent = counters_.snapshots_sent;
   m.snapshots_failed = counters_.snapshots_failed;
   return m;
+}
+
+namespace {
+
+// One forwarded unary call: owns what the async call needs until it ends.
+template <typename Request, typename Reply>
+struct ForwardedCall {
+  grpc::ClientContext ctx;
+  Request req;
+  Reply reply;
+};
+
+constexpr auto kForwardTimeout = std::chrono::seconds(5);
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+}  // namespace
+
+void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id,
+                                  std::function<void(absl::StatusOr<int64_t>)> done) {
+  std::shared_ptr<PeerLink> link;
+  {
+    std::lock_guard lock(mu_);
+    auto it = peers_.find(to);
+    if (it != peers_.end() && !stopped_) link = it->second;
+  }
+  if (!link) {
+    done(absl::UnavailableError("etcdserver: no leader"));
+    return;
+  }
+  auto call = std::make_shared<ForwardedCall<peer::LeaseRenewRequest, peer::LeaseRenewReply>>();
+  call->req.set_cluster_id(options_.cluster_id);
+  call->req.set_id(id);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + kForwardTimeout);
+  link->stub->async()->LeaseRenew(&call->ctx, &call->req, &call->reply,
+                                  [call, link, done = std::move(done)](grpc::Status s) {
+                                    if (!s.ok()) {
+                                      done(FromGrpc(s));
+                                    } else {
+                                      done(call->reply.ttl());
+                                    }
+                                  });
+}
+
+void Transport::ForwardLeaseTimeToLive(
+    raft::NodeId to, int64_t id, bool keys,
+    std::function<void(absl::StatusOr<peer::LeaseTtlReply>)> done) {
+  std::shared_ptr<PeerLink> link;
+  {
+    std::lock_guard lock(mu_);
+    auto it = peers_.find(to);
+    if (it != peers_.end() && !stopped_) link = it->second;
+  }
+  if (!link) {
+    done(absl::UnavailableError("etcdserver: no leader"));
+    return;
+  }
+  auto call = std::make_shared<ForwardedCall<peer::LeaseTtlRequest, peer::LeaseTtlReply>>();
+  call->req.set_cluster_id(options_.cluster_id);
+  call->req.set_id(id);
+  call->req.set_keys(keys);
+  call->ctx.set_deadline(std::chrono::system_clock::now() + kForwardTimeout);
+  link->stub->async()->LeaseTimeToLive(&call->ctx, &call->req, &call->reply,
+                                       [call, link, done = std::move(done)](grpc::Status s) {
+                                         if (!s.ok()) {
+                                           done(FromGrpc(s));
+                                         } else {
+                                           done(std::move(call->reply));
+                                         }
+                                       });
 }
 
 absl::StatusOr<peer::MembersReply> Transport::FetchMembers(const std::string& url,

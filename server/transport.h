@@ -48,6 +48,9 @@ struct TransportOptions {
   // Answers a joining member's Members call (from a gRPC server thread).
   // Unset: the call fails with UNAVAILABLE.
   std::function<peer::MembersReply()> on_members;
+  // Serve a follower's forwarded lease calls (this member is the leader).
+  std::function<absl::StatusOr<int64_t>(int64_t id)> on_lease_renew;
+  std::function<absl::StatusOr<peer::LeaseTtlReply>(const peer::LeaseTtlRequest&)> on_lease_ttl;
 
   size_t queue_messages_max = 4096;           // per peer; beyond it Send drops
   size_t batch_bytes_max = 4 * 1024 * 1024;   // one frame; at least one message
@@ -105,6 +108,14 @@ class Transport {
   void Stop();
 
   TransportMetrics metrics() const;
+
+  // Forward a lease keep-alive / time-to-live query to peer `to` (the
+  // leader). `done` runs once, on a gRPC thread, with the leader's answer or
+  // UNAVAILABLE when it cannot be reached.
+  void ForwardLeaseRenew(raft::NodeId to, int64_t id,
+                         std::function<void(absl::StatusOr<int64_t>)> done);
+  void ForwardLeaseTimeToLive(raft::NodeId to, int64_t id, bool keys,
+                              std::function<void(absl::StatusOr<peer::LeaseTtlReply>)> done);
 
   // Asks the member at `url` (a peer URL) for the cluster id and members
   // table, as a member joining an existing cluster must before it starts.

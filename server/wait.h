@@ -22,6 +22,7 @@ namespace ganglion::server {
 struct Applied {
   std::optional<storage::ApplyResponse> kv;  // for KV requests
   int64_t revision = 0;                      // the store's revision after the batch
+  std::optional<int64_t> lease_ttl;          // for LeaseGrant: the TTL granted
 };
 using Outcome = absl::StatusOr<Applied>;
 using Done = std::function<void(Outcome)>;

@@ -785,7 +785,8 @@ class StateStore::ApplyTxn {
         compact_rev_(compact),
         want_events_(want_events) {}
 
-  ApplyResult Apply(const ApplyOp::Request& req) {
+  ApplyResult Apply(const ApplyOp::Request& req, bool internal = false) {
+    internal_ = internal;
     savepoint_ = writes_.size();
     index_built_by_request_ = false;
     if (index_) index_->SetSavePoint();
@@ -916,8 +917,13 @@ class StateStore::ApplyTxn {
     return ApplyResponse(std::move(*r));
   }
   ApplyResult ApplyOne(const TxnRequest& t) {
-    if (auto s = CheckSize(t); !s.ok()) return s;
-    if (auto s = CheckTxnRequest(t, store_->options_.max_txn_ops); !s.ok()) return s;
+    if (!internal_) {
+      if (auto s = CheckSize(t); !s.ok()) return s;
+    }
+    if (auto s = CheckTxnRequest(t, internal_ ? INT64_MAX : store_->options_.max_txn_ops);
+        !s.ok()) {
+      return s;
+    }
     {
       std::vector<std::string> puts;
       std::vector<Interval> dels;
@@ -1069,6 +1075,8 @@ class StateStore::ApplyTxn {
   StateStore* store_;
   // Every write of the batch in order: the source of the committed batch.
   std::vector<PendingWrite> writes_;
+  // The request being applied is the server's own (ApplyOp::internal).
+  bool internal_ = false;
   // The same writes indexed, for reads other than live-key lookups; built
   // only when a request needs one.
   std::unique_ptr<rocksdb::WriteBatchWithIndex> index_;
@@ -1248,7 +1256,7 @@ absl::StatusOr<std::vector<ApplyResult>> StateStore::Apply(const std::vector<App
       return absl::InvalidArgumentError(
           absl::StrCat("state store: op index ", op.index, " beyond last index ", last_index));
     }
-    results.push_back(txn.Apply(op.request));
+    results.push_back(txn.Apply(op.request, op.internal));
   }
   for (const MetaWrite& m : meta) txn.WriteMeta(m);
   if (auto s = txn.Commit(last_index); !s.ok()) return s;
