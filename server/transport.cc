@@ -733,14 +733,16 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 }  // namespace
 
+std::shared_ptr<Transport::PeerLink> Transport::LinkFor(raft::NodeId to) const {
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(to);
+  if (it == peers_.end() || stopped_) return nullptr;
+  return it->second;
+}
+
 void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id,
                                   std::function<void(absl::StatusOr<int64_t>)> done) {
-  std::shared_ptr<PeerLink> link;
-  {
-    std::lock_guard lock(mu_);
-    auto it = peers_.find(to);
-    if (it != peers_.end() && !stopped_) link = it->second;
-  }
+  std::shared_ptr<PeerLink> link = LinkFor(to);
   if (!link) {
     done(absl::UnavailableError("etcdserver: no leader"));
     return;
@@ -762,12 +764,7 @@ void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id,
 void Transport::ForwardLeaseTimeToLive(
     raft::NodeId to, int64_t id, bool keys,
     std::function<void(absl::StatusOr<peer::LeaseTtlReply>)> done) {
-  std::shared_ptr<PeerLink> link;
-  {
-    std::lock_guard lock(mu_);
-    auto it = peers_.find(to);
-    if (it != peers_.end() && !stopped_) link = it->second;
-  }
+  std::shared_ptr<PeerLink> link = LinkFor(to);
   if (!link) {
     done(absl::UnavailableError("etcdserver: no leader"));
     return;

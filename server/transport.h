@@ -131,6 +131,8 @@ class Transport {
   void RunSnapshotSend(std::shared_ptr<PeerLink> link, raft::Message m, std::string dir,
                        std::function<void(bool)> done);
   static void StopLink(PeerLink& link);
+  // The link to `to`, or null (unknown peer, or stopped).
+  std::shared_ptr<PeerLink> LinkFor(raft::NodeId to) const;
 
   const TransportOptions options_;
   int port_ = 0;  // written once by Start

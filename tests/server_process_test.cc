@@ -2,7 +2,11 @@
 // killed, restarted, grown and shrunk under write load, and fed bad input.
 // Writes go through etcd's own gRPC API (etcdserverpb.KV) so every
 // acknowledgement is the server's; reads of the outcome go through etcdctl.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -147,6 +151,29 @@ void ExpectAllAcknowledgedWritesPresent(const ProcessCluster& cluster,
                          << " (cluster data in " << cluster.data_root() << ")";
 }
 
+// A plain HTTP/1.0 GET on loopback: status line and body.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[65536];
+      for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+        out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return out;
+}
+
 absl::StatusOr<int> WaitForLeader(const ProcessCluster& cluster, int not_this = -1) {
   const auto deadline = Clock::now() + milliseconds(15000);
   absl::StatusOr<int> leader = absl::UnavailableError("not asked yet");
@@ -182,6 +209,19 @@ TEST(GanglionCluster, KillingTheLeaderUnderLoadLosesNoAcknowledgedWrite) {
   auto next = WaitForLeader(cluster, *leader);
   ASSERT_TRUE(next.ok()) << next.status();
   ExpectAllAcknowledgedWritesPresent(cluster, writer.acked(), cluster.client_endpoint(*next));
+
+  // The operator's view of it: /health and the etcd metrics on the survivor.
+  const int metrics_port = cluster.member(*next).metrics_port;
+  const std::string health = HttpGet(metrics_port, "/health");
+  EXPECT_NE(health.find("200 OK"), std::string::npos) << health;
+  EXPECT_NE(health.find("{\"health\":\"true\"}"), std::string::npos) << health;
+  const std::string metrics = HttpGet(metrics_port, "/metrics");
+  EXPECT_NE(metrics.find("\netcd_server_has_leader 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\netcd_server_is_leader 1\n"), std::string::npos) << metrics;
+  // It saw the first leader and then itself.
+  EXPECT_NE(metrics.find("\netcd_server_leader_changes_seen_total 2\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("\netcd_disk_wal_fsync_duration_seconds_count "), std::string::npos);
 
   // The killed member comes back and has every acknowledged write too.
   ASSERT_TRUE(cluster.Restart(*leader).ok());
