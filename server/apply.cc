@@ -90,6 +90,7 @@ absl::Status Server::LoadLeases(const storage::StateStore& store) {
 }
 
 void Server::OnRevisionApplied(const storage::RevisionEvents& rev) {
+  key_waiters_.OnEvents(rev);
   for (const mvccpb::Event& e : rev.events) {
     if (e.type() == mvccpb::Event::PUT) {
       lessor_->OnPut(e.kv().key(), e.kv().lease());

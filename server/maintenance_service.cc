@@ -204,12 +204,16 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 std::unique_ptr<grpc::Service> MakeKvService(Server* server);
 std::unique_ptr<grpc::Service> MakeClusterService(Server* server);
 std::unique_ptr<grpc::Service> MakeLeaseService(Server* server);
+std::unique_ptr<grpc::Service> MakeLockService(Server* server);
+std::unique_ptr<grpc::Service> MakeElectionService(Server* server);
 
 std::vector<std::unique_ptr<grpc::Service>> MakeEtcdServices(Server* server) {
   std::vector<std::unique_ptr<grpc::Service>> services;
   services.push_back(MakeKvService(server));
   services.push_back(MakeClusterService(server));
   services.push_back(MakeLeaseService(server));
+  services.push_back(MakeLockService(server));
+  services.push_back(MakeElectionService(server));
   services.push_back(std::make_unique<MaintenanceService>(server));
   return services;
 }

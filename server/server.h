@@ -34,6 +34,7 @@
 #include "lease/lessor.h"
 #include "server/config.h"
 #include "server/internal.pb.h"
+#include "server/key_waiters.h"
 #include "server/membership.h"
 #include "server/metrics.h"
 #include "server/raft_loop.h"
@@ -143,6 +144,9 @@ class Server {
                        std::function<void(absl::StatusOr<lease::TimeToLive>)> done);
   std::vector<int64_t> Leases() const { return lessor_->Ids(); }
 
+  // One-shot waits for applied changes in a key range (Lock, Election).
+  KeyWaiters& key_waiters() { return key_waiters_; }
+
   // ---- Maintenance ----
   MemberStatus Status() const;
   absl::StatusOr<storage::HashKVResult> HashKV(int64_t revision) const;
@@ -246,6 +250,7 @@ class Server {
 
   Membership membership_;
   std::unique_ptr<lease::Lessor> lessor_;
+  KeyWaiters key_waiters_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<RaftLoop> raft_loop_;
   Waiters waiters_;
