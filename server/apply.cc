@@ -318,6 +318,7 @@ void Server::RestoreSnapshot(const raft::Snapshot& snapshot) {
   }
   if (auto s = OpenStateStore(); !s.ok()) Fatal("reopen state after snapshot", s);
   auto st = store();
+  if (watch_hub_) watch_hub_->ResetStore(st);  // watch: watchers resume from the new history
   if (auto s = membership_.Load(*st); !s.ok()) Fatal("load members from snapshot", s);
   if (auto s = LoadAlarms(*st); !s.ok()) Fatal("load alarms from snapshot", s);
   conf_state_ = snapshot.metadata.conf_state;

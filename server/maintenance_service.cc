@@ -203,12 +203,14 @@ class MaintenanceService final : public etcdserverpb::Maintenance::CallbackServi
 
 std::unique_ptr<grpc::Service> MakeKvService(Server* server);
 std::unique_ptr<grpc::Service> MakeClusterService(Server* server);
+std::unique_ptr<grpc::Service> MakeWatchService(Server* server);  // watch_service.cc
 
 std::vector<std::unique_ptr<grpc::Service>> MakeEtcdServices(Server* server) {
   std::vector<std::unique_ptr<grpc::Service>> services;
   services.push_back(MakeKvService(server));
   services.push_back(MakeClusterService(server));
   services.push_back(std::make_unique<MaintenanceService>(server));
+  services.push_back(MakeWatchService(server));
   return services;
 }
 
