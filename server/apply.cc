@@ -90,6 +90,7 @@ absl::Status Server::LoadLeases(const storage::StateStore& store) {
 }
 
 void Server::OnRevisionApplied(const storage::RevisionEvents& rev) {
+  if (watch_hub_) watch_hub_->Publish(rev);
   key_waiters_.OnEvents(rev);
   for (const mvccpb::Event& e : rev.events) {
     if (e.type() == mvccpb::Event::PUT) {
@@ -450,6 +451,7 @@ void Server::RestoreSnapshot(const raft::Snapshot& snapshot) {
   }
   if (auto s = OpenStateStore(); !s.ok()) Fatal("reopen state after snapshot", s);
   auto st = store();
+  if (watch_hub_) watch_hub_->ResetStore(st);  // watch: watchers resume from the new history
   if (auto s = membership_.Load(*st); !s.ok()) Fatal("load members from snapshot", s);
   if (auto s = LoadAlarms(*st); !s.ok()) Fatal("load alarms from snapshot", s);
   if (auto s = LoadLeases(*st); !s.ok()) Fatal("load leases from snapshot", s);

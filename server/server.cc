@@ -358,6 +358,12 @@ absl::Status Server::StartThreads() {
     }
   }
 
+  // Watch: before anything is applied, so the hub sees every revision.
+  watch::HubOptions wo;
+  wo.max_request_bytes = config_.max_request_bytes;
+  wo.progress_notify_interval = options_.watch_progress_notify_interval;
+  watch_hub_ = std::make_unique<watch::Hub>(store(), wo);
+
   if (auto s = raft_loop_->Start(); !s.ok()) return s;
   apply_thread_ = std::thread([this] { ApplyLoop(); });
   timer_thread_ = std::thread([this] { TimerLoop(); });
@@ -387,6 +393,7 @@ void Server::Stop() {
   stopped_cv_.notify_all();
   if (raft_loop_) raft_loop_->Stop();
   if (apply_thread_.joinable()) apply_thread_.join();
+  if (watch_hub_) watch_hub_->Stop();  // watch: no Apply runs any more
   waiters_.FailAll(Stopped());
   std::vector<ReadWaiter> reads;
   {

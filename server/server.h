@@ -42,6 +42,7 @@
 #include "server/wait.h"
 #include "storage/raft_log_store.h"
 #include "storage/state_store.h"
+#include "watch/hub.h"
 
 namespace ganglion::server {
 
@@ -69,6 +70,8 @@ struct ServerOptions {
   std::chrono::milliseconds lease_checkpoint_interval{300000};
   // How long a joining member keeps asking peers for the members table.
   std::chrono::milliseconds join_timeout{30000};
+  // Watch: etcd's progress_notify interval (10 min); tests shorten it.
+  std::chrono::milliseconds watch_progress_notify_interval{std::chrono::minutes(10)};
 };
 
 // What Maintenance.Status reports.
@@ -164,6 +167,8 @@ class Server {
   Transport& transport() { return *transport_; }
   const MetricsRegistry& metrics_registry() const { return metrics_registry_; }
   ServerMetrics& metrics() { return *metrics_; }
+  // The watch hub (watch/): null before the threads start.
+  watch::Hub* watch_hub() { return watch_hub_.get(); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -290,6 +295,10 @@ class Server {
   std::map<std::pair<uint64_t, int>, bool> alarms_;  // guarded by alarm_mu_
 
   std::atomic<uint64_t> request_seq_{0};
+
+  // Watch: subscribed to store_ before the apply loop starts, pointed at the
+  // new store after a snapshot is installed (apply loop), stopped after it.
+  std::unique_ptr<watch::Hub> watch_hub_;
 
   std::thread apply_thread_;
   std::thread timer_thread_;

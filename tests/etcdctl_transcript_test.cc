@@ -14,7 +14,9 @@
 // ganglion target when the build has it, /usr/bin/etcd before that).
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -29,8 +31,12 @@
 namespace ganglion::tests {
 namespace {
 
-const std::string kTranscriptPath = std::string(GANGLION_TESTDATA_DIR) + "/etcdctl.transcript";
-const std::string kGoldenPath = std::string(GANGLION_TESTDATA_DIR) + "/etcdctl.expected";
+std::string TranscriptPath(const std::string& name) {
+  return std::string(GANGLION_TESTDATA_DIR) + "/" + name + ".transcript";
+}
+std::string GoldenPath(const std::string& name) {
+  return std::string(GANGLION_TESTDATA_DIR) + "/" + name + ".expected";
+}
 
 bool EnvSet(const char* name) {
   const char* v = std::getenv(name);
@@ -84,25 +90,13 @@ absl::StatusOr<std::string> RunTranscript(const ProcessCluster& cluster,
   std::string lease_hex;  // $LEASE
   int leases = 0;
   std::string record;
-  for (const auto& step : steps) {
-    std::vector<std::string> args = step.args;
-    for (auto& a : args) a = absl::StrReplaceAll(a, {{"$LEASE", lease_hex}});
-    const std::string input = absl::StrReplaceAll(step.stdin_data, {{"$LEASE", lease_hex}});
-    const std::string endpoints =
-        step.all_endpoints ? cluster.client_endpoints() : cluster.client_endpoint(0);
-    CommandResult r = cluster.Etcdctl(args, endpoints, input);
-
-    // Lease ids are chosen by the server; name them by order of grant.
-    if (r.exit_code == 0 && args.size() >= 2 && args[0] == "lease" && args[1] == "grant") {
-      std::vector<std::string> words = absl::StrSplit(r.out, ' ');
-      uint64_t id = 0;
-      if (words.size() < 2 || !absl::SimpleHexAtoi(words[1], &id)) {
-        return absl::InternalError(absl::StrCat("line ", step.line, ": no lease id in ", r.out));
-      }
-      lease_hex = words[1];
-      normalizer->AddId(id, absl::StrCat("<lease:", ++leases, ">"));
-    }
-
+  // !bg commands running, in start order; recorded at the next !join.
+  struct Background {
+    const TranscriptStep* step;
+    std::future<CommandResult> result;
+  };
+  std::vector<Background> background;
+  auto record_step = [&](const TranscriptStep& step, const CommandResult& r) {
     std::string out = normalizer->Normalize(r.out);
     std::string err = normalizer->Normalize(r.err);
     if (step.sort_output) {
@@ -118,7 +112,48 @@ absl::StatusOr<std::string> RunTranscript(const ProcessCluster& cluster,
     } else {
       absl::StrAppend(&record, "-> exit ", r.exit_code, "\n\n");
     }
+  };
+  auto join = [&] {
+    for (Background& b : background) record_step(*b.step, b.result.get());
+    background.clear();
+  };
+  for (const auto& step : steps) {
+    if (step.join) {
+      join();
+      continue;
+    }
+    std::vector<std::string> args = step.args;
+    for (auto& a : args) a = absl::StrReplaceAll(a, {{"$LEASE", lease_hex}});
+    const std::string input = absl::StrReplaceAll(step.stdin_data, {{"$LEASE", lease_hex}});
+    const std::string endpoints =
+        step.all_endpoints ? cluster.client_endpoints() : cluster.client_endpoint(0);
+    if (step.background_ms > 0) {
+      background.push_back({&step, std::async(std::launch::async, [&cluster, args, endpoints, input,
+                                                                   ms = step.background_ms] {
+                              return cluster.Etcdctl(args, endpoints, input,
+                                                     std::chrono::milliseconds(ms));
+                            })});
+      // Time to connect before the next lines write.
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    CommandResult r =
+        cluster.Etcdctl(args, endpoints, input, std::chrono::milliseconds(step.timeout_ms));
+
+    // Lease ids are chosen by the server; name them by order of grant.
+    if (r.exit_code == 0 && args.size() >= 2 && args[0] == "lease" && args[1] == "grant") {
+      std::vector<std::string> words = absl::StrSplit(r.out, ' ');
+      uint64_t id = 0;
+      if (words.size() < 2 || !absl::SimpleHexAtoi(words[1], &id)) {
+        return absl::InternalError(absl::StrCat("line ", step.line, ": no lease id in ", r.out));
+      }
+      lease_hex = words[1];
+      normalizer->AddId(id, absl::StrCat("<lease:", ++leases, ">"));
+    }
+
+    record_step(step, r);
   }
+  join();
   return record;
 }
 
@@ -140,7 +175,11 @@ absl::StatusOr<std::string> RecordWith(const std::string& binary,
   return record;
 }
 
-TEST(EtcdctlTranscript, BinaryUnderTestMatchesEtcd) {
+// Runs testdata/<name>.transcript against etcd and the binary under test and
+// compares both with testdata/<name>.expected.
+void CheckTranscript(const std::string& name) {
+  const std::string kTranscriptPath = TranscriptPath(name);
+  const std::string kGoldenPath = GoldenPath(name);
   const std::string script = ReadFile(kTranscriptPath);
   ASSERT_FALSE(script.empty()) << "cannot read " << kTranscriptPath;
   auto steps = ParseTranscript(script);
@@ -175,6 +214,16 @@ TEST(EtcdctlTranscript, BinaryUnderTestMatchesEtcd) {
   const std::string diff = LineDiff(reference, *actual, "etcd 3.4 (reference)", binary);
   EXPECT_TRUE(diff.empty()) << diff
                             << "the binary under test answers etcdctl differently from etcd 3.4";
+}
+
+TEST(EtcdctlTranscript, BinaryUnderTestMatchesEtcd) {
+  CheckTranscript("etcdctl");
+}
+
+// etcdctl watch: historical (--rev), --prefix, --prev-kv, ranges, a txn's
+// events together, live events while writes run, a compacted start revision.
+TEST(EtcdctlTranscript, WatchMatchesEtcd) {
+  CheckTranscript("watch");
 }
 
 }  // namespace

@@ -540,12 +540,13 @@ absl::StatusOr<int> ProcessCluster::AddMember(const std::string& name) {
 }
 
 CommandResult ProcessCluster::Etcdctl(const std::vector<std::string>& args,
-                                      const std::string& endpoints,
-                                      const std::string& stdin_data) const {
+                                      const std::string& endpoints, const std::string& stdin_data,
+                                      std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv = {
       options_.etcdctl, "--endpoints=" + (endpoints.empty() ? client_endpoints() : endpoints)};
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunCommand(argv, stdin_data, options_.etcdctl_timeout, {"ETCDCTL_API=3"});
+  return RunCommand(argv, stdin_data, timeout.count() > 0 ? timeout : options_.etcdctl_timeout,
+                    {"ETCDCTL_API=3"});
 }
 
 absl::StatusOr<int> ProcessCluster::LeaderIndex() const {

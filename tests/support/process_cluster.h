@@ -120,9 +120,10 @@ class ProcessCluster {
   absl::StatusOr<int> AddMember(const std::string& name);
 
   // Runs etcdctl (ETCDCTL_API=3) with `args` against `endpoints` ("" means
-  // every running member).
+  // every running member), killed after `timeout` (0: options.etcdctl_timeout).
   CommandResult Etcdctl(const std::vector<std::string>& args, const std::string& endpoints = "",
-                        const std::string& stdin_data = "") const;
+                        const std::string& stdin_data = "",
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const;
 
   // The index of the member every running member agrees is the leader, from
   // `endpoint status -w json`.

@@ -18,6 +18,8 @@ namespace {
 // Bounds what a transcript can ask for, so a typo cannot exhaust memory.
 constexpr int kSeqMax = 100000;
 constexpr int64_t kStdinBytesMax = 64ll * 1024 * 1024;
+// Wall-clock limit a transcript line may give a command (!timeout, !bg).
+constexpr int64_t kCommandMsMax = 60000;
 // Bounds the O(n*m) diff table; larger outputs are shown whole instead.
 constexpr size_t kDiffCellsMax = 16u * 1024 * 1024;
 
@@ -171,6 +173,7 @@ absl::StatusOr<std::vector<TranscriptStep>> ParseTranscript(const std::string& t
     for (; first < args->size() && (*args)[first].rfind('!', 0) == 0; ++first) {
       const std::string& mod = (*args)[first];
       int64_t bytes = 0;
+      int64_t ms = 0;
       if (mod == "!all") {
         step.all_endpoints = true;
       } else if (mod == "!sort") {
@@ -178,6 +181,14 @@ absl::StatusOr<std::vector<TranscriptStep>> ParseTranscript(const std::string& t
       } else if (mod.rfind("!stdin-bytes=", 0) == 0 && absl::SimpleAtoi(mod.substr(13), &bytes) &&
                  bytes >= 0 && bytes <= kStdinBytesMax) {
         step.stdin_data.assign(static_cast<size_t>(bytes), 'x');
+      } else if (mod.rfind("!timeout=", 0) == 0 && absl::SimpleAtoi(mod.substr(9), &ms) && ms > 0 &&
+                 ms <= kCommandMsMax) {
+        step.timeout_ms = ms;
+      } else if (mod.rfind("!bg=", 0) == 0 && absl::SimpleAtoi(mod.substr(4), &ms) && ms > 0 &&
+                 ms <= kCommandMsMax) {
+        step.background_ms = ms;
+      } else if (mod == "!join") {
+        step.join = true;
       } else {
         return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": bad modifier ", mod));
       }
@@ -220,8 +231,9 @@ absl::StatusOr<std::vector<TranscriptStep>> ParseTranscript(const std::string& t
       }
       step.stdin_data = absl::StrJoin(input, "\n") + "\n";
     }
-    if (step.args.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("line ", line_no, ": no etcdctl arguments"));
+    if (step.join != step.args.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", line_no, step.join ? ": !join takes no arguments" : ": no etcdctl arguments"));
     }
     steps.push_back(std::move(step));
   }

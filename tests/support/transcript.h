@@ -17,6 +17,16 @@
 //                                with {i} replaced by 1..N
 //   EOF
 //   put k v --lease=$LEASE       $LEASE is the id of the last `lease grant`
+//   !timeout=2000 watch foo --rev=2
+//                                killed after 2000 ms (for commands that never
+//                                exit, like watch): its output so far is
+//                                recorded, then "-> timed out"
+//   !bg=3000 watch foo --rev=5   runs in the background for at most 3000 ms
+//                                while the next lines run (they start 1 s
+//                                later, so it is connected); recorded at the
+//                                next `!join` (or the end). Use --rev so the
+//                                output does not depend on when it connected.
+//   !join                        waits for background commands, records them
 // Arguments split on blanks; '...' and "..." group.
 #pragma once
 
@@ -37,6 +47,9 @@ struct TranscriptStep {
   std::string stdin_data;         // before $VAR expansion
   bool all_endpoints = false;
   bool sort_output = false;
+  int64_t timeout_ms = 0;     // !timeout=MS; 0: the harness default
+  int64_t background_ms = 0;  // !bg=MS
+  bool join = false;          // !join: no etcdctl, waits for !bg commands
 };
 
 absl::StatusOr<std::vector<TranscriptStep>> ParseTranscript(const std::string& text);

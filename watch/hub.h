@@ -1,0 +1,249 @@
+// The watch hub: etcd's Watch semantics over one StateStore. It takes the
+// events of every applied revision from the apply loop, fans them out to the
+// watchers of many client streams, catches up watchers that start in the past
+// or fall behind from MVCC history, and queues the responses each stream
+// writes to its client.
+//
+// It must never block the apply loop (the subscriber only appends to a
+// bounded queue; on overflow the revisions are dropped there and recovered
+// from history), never let one slow stream delay another (a stream whose send
+// queue is over its bound has its watchers moved aside to catch up later),
+// and never skip, repeat or split a revision for a watcher. It speaks etcd's
+// messages (WatchResponse) but not gRPC: the server's Watch service drains
+// each stream's queue to the wire and fills the header's member fields.
+//
+// Guarantees, per watcher (etcd's): ordered, unique, reliable (no gaps: a
+// revision it cannot deliver cancels it with compact_revision), atomic (the
+// events of one revision go in one response unless the watcher asked for
+// fragments), resumable (start revision = last seen + 1), bookmarkable
+// (progress responses).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
+#include "storage/state_store.h"
+
+namespace ganglion::watch {
+
+// Error texts, word for word as etcd 3.4's mvcc package has them.
+inline constexpr char kErrDuplicateWatchId[] =
+    "mvcc: duplicate watch ID provided on the WatchStream";
+inline constexpr char kErrEmptyWatcherRange[] = "mvcc: watcher range is empty";
+inline constexpr char kErrTooManyRequests[] = "etcdserver: too many requests";
+
+struct HubOptions {
+  size_t streams_max = 10000;
+  size_t watchers_per_stream_max = 10000;
+  // A stream whose queued, unwritten responses exceed this is slow: its
+  // watchers stop receiving live events and catch up from history once it
+  // drains below half of it.
+  uint64_t stream_pending_bytes_max = 4 << 20;
+  // Hard bound on a stream's queue; beyond it Create fails (a client that
+  // creates watchers without reading its responses is cut off).
+  uint64_t stream_queue_bytes_hard_max = 64 << 20;
+  // Revisions queued from the apply loop to the dispatcher; beyond either
+  // bound new revisions are dropped and watchers recover them from history.
+  size_t incoming_revisions_max = 8192;
+  uint64_t incoming_bytes_max = 64 << 20;
+  // Events read from history per catch-up page (whole revisions, at least one).
+  uint64_t catchup_events_max = 1000;
+  // Catch-up pages per dispatcher round, so live events keep flowing while
+  // many watchers catch up.
+  int catchup_pages_per_round_max = 8;
+  // How often the dispatcher looks at unsynced watchers and progress timers
+  // when no revision arrives.
+  std::chrono::milliseconds tick{20};
+  // etcd's progress_notify interval (10 minutes).
+  std::chrono::milliseconds progress_notify_interval{std::chrono::minutes(10)};
+  // etcd's --max-request-bytes: responses of watchers that asked for
+  // fragments are split to stay under it.
+  uint64_t max_request_bytes = 1536 * 1024;
+};
+
+struct WatchSpec {
+  std::string key;             // "" is read as "\0", the smallest key (as etcd)
+  std::string range_end;       // "": the key alone; "\0": every key >= key; else [key, range_end)
+  int64_t start_revision = 0;  // 0: from the next revision
+  int64_t watch_id = 0;        // 0: chosen by the hub (lowest free id >= 0, as etcd)
+  bool progress_notify = false;
+  bool filter_put = false;     // NOPUT
+  bool filter_delete = false;  // NODELETE
+  bool prev_kv = false;
+  bool fragment = false;
+};
+
+struct HubStats {
+  uint64_t streams = 0;
+  uint64_t watchers = 0;
+  uint64_t slow_watchers = 0;  // unsynced: catching up from history
+  uint64_t events_sent_total = 0;
+  uint64_t incoming_dropped_revisions_total = 0;
+};
+
+class Hub {
+ public:
+  using StreamId = uint64_t;
+  // Called when a stream's queue gets a response while its consumer waits
+  // (its last Pop returned false). Runs with the hub lock held: it may call
+  // Queue::Pop, must not call any Hub method.
+  using ReadyFn = std::function<void()>;
+
+  // A stream's send queue, drained by its consumer (one writer at a time).
+  class Queue {
+   public:
+    // The next response to write, if any. False means the queue is empty and
+    // on_ready will be called when it is not. The header carries only the
+    // revision; the caller fills the member fields.
+    bool Pop(etcdserverpb::WatchResponse* out);
+    uint64_t pending_bytes() const { return pending_bytes_.load(std::memory_order_relaxed); }
+
+   private:
+    friend class Hub;
+    // Returns true if the consumer was waiting (the caller calls on_ready).
+    bool Push(etcdserverpb::WatchResponse resp);
+
+    std::mutex mu_;
+    std::deque<etcdserverpb::WatchResponse> queue_;  // guarded by mu_; bytes bounded by Hub
+    bool consumer_waiting_ = true;                   // guarded by mu_
+    std::atomic<uint64_t> pending_bytes_{0};         // written under mu_
+  };
+  struct StreamRef {
+    StreamId id = 0;
+    std::shared_ptr<Queue> queue;
+  };
+
+  // Subscribes to `store` (which must outlive the Hub or be replaced with
+  // ResetStore) and starts the dispatcher thread.
+  Hub(std::shared_ptr<storage::StateStore> store, HubOptions options = {});
+  ~Hub();  // Stop()s
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Unsubscribes and joins the dispatcher. Streams stay readable; nothing new
+  // is queued.
+  void Stop();
+
+  // The store was replaced (a snapshot from the leader was installed): every
+  // watcher that still needs revisions resumes from the new store's history,
+  // or is canceled with compact_revision if its next revision is compacted
+  // there. Call on the apply thread, before anything is applied to `store`.
+  void ResetStore(std::shared_ptr<storage::StateStore> store);
+
+  // Each applied revision, in order, from the store's subscriber (the apply
+  // thread; the server's one subscriber fans out to the hub and the
+  // lessor). Never blocks: appends to a bounded queue or drops the revision
+  // for the watchers to recover from history.
+  void Publish(const storage::RevisionEvents& rev);
+
+  // A client stream. ResourceExhausted beyond streams_max.
+  absl::StatusOr<StreamRef> OpenStream(ReadyFn on_ready);
+  // Removes the stream and its watchers; on_ready is never called after it
+  // returns.
+  void CloseStream(StreamId stream);
+
+  // etcd's create request: queues the created response (or a created and
+  // canceled one, for a duplicate id or an empty range), then events.
+  // Fails (ResourceExhausted) only when the stream's queue is over its hard
+  // bound, and NotFound for an unknown stream.
+  absl::Status Create(StreamId stream, const WatchSpec& spec);
+  // etcd's cancel request: a canceled response if the watcher exists.
+  absl::Status Cancel(StreamId stream, int64_t watch_id);
+  // etcd's progress request: a response with watch_id -1 and the revision
+  // every watcher of the stream has seen up to, once all are synced.
+  absl::Status RequestProgress(StreamId stream);
+
+  HubStats Stats() const;
+  // The revision the dispatcher has delivered (or knows there is nothing to
+  // deliver) up to.
+  int64_t live_revision() const;
+
+ private:
+  struct Stream;
+  struct Watcher {
+    Stream* stream = nullptr;
+    WatchSpec spec;
+    int64_t id = 0;
+    int64_t next_rev = 0;  // lowest revision not yet delivered (or skipped)
+    bool synced = false;
+    bool sent_since_progress = false;
+  };
+  struct Stream {
+    StreamId id = 0;
+    ReadyFn on_ready;
+    std::map<int64_t, std::unique_ptr<Watcher>> watchers;
+    int64_t next_auto_id = 0;
+    bool progress_requested = false;
+    // Pop runs on gRPC threads without the hub lock. Lock order: Hub::mu_ ->
+    // Queue::mu_.
+    std::shared_ptr<Queue> queue;
+  };
+
+  void DispatchLoop();
+  // Delivers queued live revisions to synced watchers. Holds mu_.
+  void DispatchLive(std::deque<storage::RevisionEvents>& revisions, int64_t latest_rev);
+  // One page of history to eligible unsynced watchers; false if none needed it.
+  bool CatchUpOnce();
+  void ProgressTick(std::chrono::steady_clock::time_point now);
+  void ResetStoreLocked(std::shared_ptr<storage::StateStore> store);
+  void MarkUnsynced(Watcher* w);
+  void MarkSynced(Watcher* w);
+  void RemoveWatcher(Watcher* w);
+  // Sends the events of `revisions` (all >= w->next_rev) that pass w's
+  // range and filters, in one response (fragmented if asked). Holds mu_.
+  void Deliver(Watcher* w, const std::vector<const mvccpb::Event*>& events, int64_t header_rev);
+  void Push(Stream* s, etcdserverpb::WatchResponse resp);
+  static bool Matches(const WatchSpec& spec, const std::string& key);
+  bool Slow(const Stream* s) const;
+  bool Drained(const Stream* s) const;
+
+  const HubOptions options_;
+
+  mutable std::mutex mu_;
+  // Guarded by mu_.
+  std::weak_ptr<storage::StateStore> store_;
+  uint64_t store_generation_ = 0;
+  std::map<StreamId, std::unique_ptr<Stream>> streams_;  // <= streams_max
+  StreamId next_stream_id_ = 1;
+  std::set<Watcher*> synced_;
+  std::set<Watcher*> unsynced_;
+  std::chrono::steady_clock::time_point next_progress_at_;
+  // Every revision <= live_rev_ was delivered to the synced watchers (or
+  // none of them needed it). Synced watchers: next_rev > live_rev_.
+  // Unsynced: next_rev <= live_rev_.
+  int64_t live_rev_ = 0;
+
+  // The incoming queue from the apply loop. Guarded by in_mu_, which the
+  // apply loop holds only to append (never mu_). Lock order: mu_ -> in_mu_.
+  mutable std::mutex in_mu_;
+  std::condition_variable in_cv_;                 // wakes the dispatcher; with in_mu_
+  std::deque<storage::RevisionEvents> incoming_;  // <= incoming_revisions_max
+  uint64_t incoming_bytes_ = 0;                   // <= incoming_bytes_max
+  // The last revision the store applied, queued or not.
+  int64_t latest_rev_ = 0;
+  bool stop_ = false;
+  bool kick_ = false;  // a watcher needs catch-up now
+
+  std::atomic<uint64_t> watcher_count_{0};
+  std::atomic<uint64_t> events_sent_total_{0};
+  std::atomic<uint64_t> dropped_revisions_total_{0};
+
+  std::thread dispatcher_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace ganglion::watch
