@@ -121,7 +121,8 @@ class StateStore {
   // (both OutOfRange). The header revision is the current revision; count is
   // the number of keys in the range before the min/max filters and the limit.
   // Cost: O(log n) per key returned or counted; reads at the current revision
-  // scan the live index, older ones seek in the history once per key.
+  // scan the live index (values: one walk of history alongside it; a single
+  // key: one more point lookup), older ones seek in the history once per key.
   absl::StatusOr<etcdserverpb::RangeResponse> Range(const etcdserverpb::RangeRequest& req) const;
 
   // Hash of the logical key-value history up to `rev` (0: current). Equal on
