@@ -39,6 +39,11 @@
 // tombstone that is still key's newest version <= C, the tombstone itself.
 // Ascending order deletes older versions before the tombstone that hides them,
 // so a reader at any revision >= C sees the same answer at every step.
+//
+// Durability: with StateStoreOptions::write_ahead_log off, every write
+// (apply batches and removal batches alike) skips the WAL, so what survives
+// a crash is exactly the writes up to the last memtable flush: whole batches,
+// in order, each with the "a" and "c" it produced.
 #include "storage/state_store.h"
 
 #include <rocksdb/cache.h>
@@ -1001,6 +1006,7 @@ class StateStore::ApplyTxn {
     }
     rocksdb::WriteOptions wo;
     wo.sync = false;  // the raft log replays what a crash loses
+    wo.disableWAL = !store_->options_.write_ahead_log;
     return FromRocks(store_->db_->Write(wo, &sorted), "write apply batch");
   }
 
@@ -1319,6 +1325,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   if (options.env != nullptr) o.env = options.env;
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_write_buffer_number = 3;
+  // Without the WAL, a clean close must flush the memtables (RocksDB does
+  // when there are unpersisted writes unless told to avoid it).
+  o.avoid_flush_during_shutdown = false;
   // Revision-index keys arrive in order: insert them at the last position.
   o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
   // Point lookups of live keys (every put) skip the memtable when absent.
@@ -1592,6 +1601,12 @@ absl::StatusOr<EventsPage> StateStore::EventsSince(int64_t start_rev, int64_t en
   return page;
 }
 
+absl::Status StateStore::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return FromRocks(db_->Flush(fo), "flush");
+}
+
 absl::Status StateStore::Checkpoint(const std::string& dir) const {
   rocksdb::Checkpoint* raw = nullptr;
   if (auto s = FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"); !s.ok()) {
@@ -1722,6 +1737,9 @@ absl::Status StateStore::CompactBatch(int64_t target, bool* done) {
   batch.Put(kPhysicalKey, progress);
   rocksdb::WriteOptions wo;
   wo.low_pri = true;  // RocksDB throttles it, not client writes, when flushes lag
+  // As Apply's writes: if only some writes went to the WAL, recovery could
+  // replay a removal on top of a state older than the compaction it follows.
+  wo.disableWAL = !options_.write_ahead_log;
   if (auto s = FromRocks(db_->Write(wo, &batch), "compaction write"); !s.ok()) {
     return s;
   }
