@@ -16,9 +16,14 @@
 //                                        U64 version, U64 lease, value bytes.
 //   'l' key                              the live (latest, non-deleted) version
 //                                        of key: U64 create, U64 mod, U64
-//                                        version, U64 lease, value bytes.
+//                                        version, U64 lease. No value: it is
+//                                        read from the 'k' version at mod, so
+//                                        each put stores its value once.
 //                                        Reads at the current revision scan
-//                                        it without touching history.
+//                                        it; those that return values seek
+//                                        history alongside (keys-only and
+//                                        count reads, and puts that need no
+//                                        previous value, never touch it).
 //   'm' name                             a meta record of the server's own
 //                                        tables (MetaWrite); opaque here.
 //   'r' BE(main) BE(sub)                 revision index: U8 tombstone, key.
@@ -36,6 +41,11 @@
 // tombstone that is still key's newest version <= C, the tombstone itself.
 // Ascending order deletes older versions before the tombstone that hides them,
 // so a reader at any revision >= C sees the same answer at every step.
+//
+// Durability: with StateStoreOptions::write_ahead_log off, every write
+// (apply batches and removal batches alike) skips the WAL, so what survives
+// a crash is exactly the writes up to the last memtable flush: whole batches,
+// in order, each with the "a" and "c" it produced.
 #include "storage/state_store.h"
 
 #include <rocksdb/cache.h>
@@ -83,6 +93,10 @@ constexpr char kRevPrefix = 'r';
 constexpr char kMetaPrefix = 'm';
 // Bound on the versions a range read steps over with Next before it Seeks.
 constexpr int kNextBeforeSeek = 4;
+// The same for reading live values from history, where the versions stepped
+// over are the older versions of the previous key. A Seek re-seeks every
+// level (several microseconds); a Next costs a tenth of that.
+constexpr int kNextBeforeSeekLiveValues = 16;
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return storage::FromRocks(s, "state store", what);
@@ -208,29 +222,29 @@ bool DecodeVersionValue(std::string_view in, KvRef* kv) {
   return true;
 }
 
-std::string EncodeLiveValue(int64_t create, int64_t mod, int64_t version, int64_t lease,
-                            std::string_view value) {
+std::string EncodeLiveValue(int64_t create, int64_t mod, int64_t version, int64_t lease) {
   std::string out;
-  out.reserve(32 + value.size());
+  out.reserve(32);
   PutU64(&out, static_cast<uint64_t>(create));
   PutU64(&out, static_cast<uint64_t>(mod));
   PutU64(&out, static_cast<uint64_t>(version));
   PutU64(&out, static_cast<uint64_t>(lease));
-  out.append(value);
   return out;
 }
 
+// Fills kv's metadata; kv->value is left empty (it lives in history).
 bool DecodeLiveValue(std::string_view in, KvRef* kv) {
   Reader r(in);
   uint64_t create = 0, mod = 0, version = 0, lease = 0;
-  if (!r.GetU64(&create) || !r.GetU64(&mod) || !r.GetU64(&version) || !r.GetU64(&lease)) {
+  if (!r.GetU64(&create) || !r.GetU64(&mod) || !r.GetU64(&version) || !r.GetU64(&lease) ||
+      !r.Done()) {
     return false;
   }
   kv->create = static_cast<int64_t>(create);
   kv->mod = static_cast<int64_t>(mod);
   kv->version = static_cast<int64_t>(version);
   kv->lease = static_cast<int64_t>(lease);
-  kv->value = r.Rest();
+  kv->value = {};
   return true;
 }
 
@@ -317,22 +331,82 @@ absl::StatusOr<bool> VersionAtOrBelow(ViewReader* r, std::string_view key, int64
   return true;
 }
 
+// The value of the live version (key, mod) read from history: a point Get
+// for one key, and for a scan an iterator that walks history alongside the
+// live index (a few Nexts reach the next key's newest version; past that one
+// Seek), so a range costs one history pass rather than a Get per key.
+class HistoryValues {
+ public:
+  explicit HistoryValues(ViewReader* r) : r_(r) {}
+
+  // Sets kv->value (valid until the next call) from the version at kv->mod.
+  absl::Status Get(std::string_view key, KvRef* kv) {
+    target_ = VersionKey(key, kv->mod);
+    auto found = r_->Get(target_, &holder_);
+    if (!found.ok()) return found.status();
+    return Decode(*found, holder_, kv);
+  }
+
+  // As Get, for keys visited in ascending order.
+  absl::Status Next(std::string_view key, KvRef* kv) {
+    target_ = VersionKey(key, kv->mod);
+    if (!it_) it_ = r_->NewIterator(nullptr);
+    bool at = false;
+    if (it_->Valid()) {
+      for (int i = 0; i < kNextBeforeSeekLiveValues && it_->Valid(); i++) {
+        int cmp = it_->key().compare(target_);
+        if (cmp >= 0) {
+          at = cmp == 0;
+          break;
+        }
+        it_->Next();
+      }
+    }
+    if (!at) {
+      it_->Seek(target_);
+      if (!it_->Valid() && !it_->status().ok()) return FromRocks(it_->status(), "seek version");
+      at = it_->Valid() && it_->key() == rocksdb::Slice(target_);
+    }
+    return Decode(at, at ? it_->value().ToStringView() : std::string_view(), kv);
+  }
+
+ private:
+  static absl::Status Decode(bool found, std::string_view value, KvRef* kv) {
+    KvRef version;
+    if (!found || !DecodeVersionValue(value, &version) || version.tombstone) {
+      return absl::DataLossError("live index names a missing version");
+    }
+    kv->value = version.value;
+    return absl::OkStatus();
+  }
+
+  ViewReader* r_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+  std::string target_, holder_;
+};
+
 // Visits the live key-values in [key, end) at revision rev (end empty: only
 // key; end "\0" handled by the caller as empty-upper = unbounded via
-// `unbounded`). `at_current` reads the live index instead of history. The
-// visitor returns false to stop.
+// `unbounded`). `at_current` reads the live index instead of history; there
+// kv.value is only read (from history) when `with_values`. The visitor
+// returns false to stop.
 using Visitor = std::function<bool(const KvRef&)>;
 
 absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string& end, bool single,
-                        bool unbounded, int64_t rev, bool at_current, const Visitor& visit) {
+                        bool unbounded, int64_t rev, bool at_current, bool with_values,
+                        const Visitor& visit) {
   if (single) {
     std::string holder;
+    HistoryValues values(r);  // kv.value may point into it
     KvRef kv;
     if (at_current) {
       auto found = r->Get(LiveKey(key), &holder);
       if (!found.ok()) return found.status();
       if (!*found) return absl::OkStatus();
       if (!DecodeLiveValue(holder, &kv)) return absl::DataLossError("corrupt live value");
+      if (with_values) {
+        if (auto s = values.Get(key, &kv); !s.ok()) return s;
+      }
     } else {
       auto found = VersionAtOrBelow(r, key, rev, &holder, &kv);
       if (!found.ok()) return found.status();
@@ -348,6 +422,7 @@ absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string
     if (!unbounded && end <= key) return absl::OkStatus();
     rocksdb::Slice upper_slice(upper);
     auto it = r->NewIterator(&upper_slice);
+    HistoryValues values(r);
     for (it->Seek(lower); it->Valid(); it->Next()) {
       std::string_view k = it->key().ToStringView();
       if (k >= upper) break;  // batch entries are not bounded by RocksDB
@@ -356,6 +431,9 @@ absl::Status VisitRange(ViewReader* r, const std::string& key, const std::string
         return absl::DataLossError("corrupt live value");
       }
       kv.key = k.substr(1);
+      if (with_values) {
+        if (auto s = values.Next(kv.key, &kv); !s.ok()) return s;
+      }
       if (!visit(kv)) return absl::OkStatus();
     }
     return FromRocks(it->status(), "scan live keys");
@@ -621,8 +699,11 @@ absl::StatusOr<RangeResponse> RangeAt(ViewReader* r, const RangeRequest& req, in
   std::vector<mvccpb::KeyValue> kvs;
   bool single = false, unbounded = false;
   MkGteRangeEnd(req.range_end(), &single, &unbounded);
+  // keys_only and count_only replies carry no values: skip reading them.
+  const bool with_values = !req.count_only() && !req.keys_only();
   auto s = VisitRange(
-      r, req.key(), req.range_end(), single, unbounded, rev, rev == cur, [&](const KvRef& kv) {
+      r, req.key(), req.range_end(), single, unbounded, rev, rev == cur, with_values,
+      [&](const KvRef& kv) {
         count++;
         if (!req.count_only() && (limit <= 0 || static_cast<int64_t>(kvs.size()) < limit)) {
           kv.ToProto(&kvs.emplace_back(), !req.keys_only());
@@ -694,15 +775,15 @@ bool ApplyCompare(ViewReader* r, const Compare& c, int64_t cur) {
   bool single = false, unbounded = false;
   MkGteRangeEnd(c.range_end(), &single, &unbounded);
   bool any = false, all = true;
-  auto s =
-      VisitRange(r, c.key(), c.range_end(), single, unbounded, cur, true, [&](const KvRef& kv) {
-        any = true;
-        if (!CompareKv(c, kv)) {
-          all = false;
-          return false;
-        }
-        return true;
-      });
+  auto s = VisitRange(r, c.key(), c.range_end(), single, unbounded, cur, true,
+                      c.target() == Compare::VALUE, [&](const KvRef& kv) {
+                        any = true;
+                        if (!CompareKv(c, kv)) {
+                          all = false;
+                          return false;
+                        }
+                        return true;
+                      });
   if (!s.ok()) return false;
   if (!any) {
     // A missing key has no value to compare: nil and "" are the same on the wire.
@@ -777,6 +858,28 @@ uint32_t Crc32c(uint32_t crc, std::string_view data) {
 // One Apply call: a write batch that later ops read through, plus the
 // revision bookkeeping of the request being applied.
 class StateStore::ApplyTxn {
+  // A live record in the apply overlay, and where its value can be read.
+  struct LiveRecord {
+    int64_t create = 0, mod = 0, version = 0, lease = 0;
+    // Index in writes_ of the 'k' write that holds the value when this batch
+    // wrote the version; -1 when the version is in the DB.
+    int64_t version_write = -1;
+    // The DB version's value, once read.
+    std::optional<std::string> db_value;
+
+    static LiveRecord From(const KvRef& kv) {
+      return LiveRecord{kv.create, kv.mod, kv.version, kv.lease, -1, {}};
+    }
+    KvRef ToKvRef() const {
+      KvRef kv;
+      kv.create = create;
+      kv.mod = mod;
+      kv.version = version;
+      kv.lease = lease;
+      return kv;
+    }
+  };
+
  public:
   ApplyTxn(StateStore* store, int64_t cur, int64_t compact, bool want_events)
       : store_(store),
@@ -846,10 +949,41 @@ class StateStore::ApplyTxn {
       if (statuses[i].IsNotFound()) {
         live_.emplace(std::move(keys[i]), std::nullopt);
       } else if (statuses[i].ok()) {
-        live_.emplace(std::move(keys[i]), values[i].ToString());
+        KvRef kv;
+        if (!DecodeLiveValue(values[i].ToStringView(), &kv))
+          return absl::DataLossError("corrupt live value");
+        live_.emplace(std::move(keys[i]), LiveRecord::From(kv));
       } else {
         return FromRocks(statuses[i], "prefetch live keys");
       }
+    }
+    if (!want_events_) return absl::OkStatus();
+    // Events carry every put's previous value: fetch those from history in
+    // one more MultiGet rather than one Get per put.
+    std::vector<std::pair<std::string, LiveRecord*>> wanted;
+    for (auto& [live_key, rec] : live_) {
+      if (rec)
+        wanted.emplace_back(VersionKey(std::string_view(live_key).substr(1), rec->mod), &*rec);
+    }
+    if (wanted.empty()) return absl::OkStatus();
+    std::sort(wanted.begin(), wanted.end());
+    slices.clear();
+    for (const auto& w : wanted) slices.emplace_back(w.first);
+    values = std::vector<rocksdb::PinnableSlice>(wanted.size());
+    statuses.assign(wanted.size(), rocksdb::Status());
+    store_->db_->MultiGet(rocksdb::ReadOptions(), store_->db_->DefaultColumnFamily(), wanted.size(),
+                          slices.data(), values.data(), statuses.data(),
+                          /*sorted_input=*/true);
+    for (size_t i = 0; i < wanted.size(); i++) {
+      if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
+        return FromRocks(statuses[i], "prefetch live values");
+      }
+      KvRef version;
+      if (!statuses[i].ok() || !DecodeVersionValue(values[i].ToStringView(), &version) ||
+          version.tombstone) {
+        return absl::DataLossError("live index names a missing version");
+      }
+      wanted[i].second->db_value = std::string(version.value);
     }
     return absl::OkStatus();
   }
@@ -876,6 +1010,7 @@ class StateStore::ApplyTxn {
     }
     rocksdb::WriteOptions wo;
     wo.sync = false;  // the raft log replays what a crash loses
+    wo.disableWAL = !store_->options_.write_ahead_log;
     return FromRocks(store_->db_->Write(wo, &sorted), "write apply batch");
   }
 
@@ -982,39 +1117,46 @@ class StateStore::ApplyTxn {
   }
 
   absl::StatusOr<etcdserverpb::PutResponse> Put(const etcdserverpb::PutRequest& p) {
-    std::string holder;
     std::string live_key = LiveKey(p.key());
-    auto found = GetLive(live_key, &holder);
-    if (!found.ok()) return found.status();
-    KvRef prev;
-    if (*found && !DecodeLiveValue(holder, &prev)) return absl::DataLossError("corrupt live value");
-    prev.key = p.key();
-    if ((p.ignore_value() || p.ignore_lease()) && !*found) {
+    auto rec = GetLive(live_key);
+    if (!rec.ok()) return rec.status();
+    const bool found = *rec != nullptr;
+    if ((p.ignore_value() || p.ignore_lease()) && !found) {
       return absl::InvalidArgumentError(kErrKeyNotFound);
     }
+    KvRef prev;
+    if (found) {
+      prev = (*rec)->ToKvRef();
+      if (p.prev_kv() || want_events_ || p.ignore_value()) {
+        auto v = LiveValue(p.key(), *rec);
+        if (!v.ok()) return v.status();
+        prev.value = *v;
+      }
+    }
+    prev.key = p.key();
     etcdserverpb::PutResponse resp;
-    if (p.prev_kv() && *found) prev.ToProto(resp.mutable_prev_kv());
+    if (p.prev_kv() && found) prev.ToProto(resp.mutable_prev_kv());
     std::string_view value = p.ignore_value() ? prev.value : std::string_view(p.value());
     int64_t lease = p.ignore_lease() ? prev.lease : p.lease();
     const int64_t rev = begin_rev_ + 1;
     const int64_t sub = sub_++;
-    const int64_t create = *found ? prev.create : rev;
-    const int64_t version = *found ? prev.version + 1 : 1;
+    const int64_t create = found ? prev.create : rev;
+    const int64_t version = found ? prev.version + 1 : 1;
     if (want_events_) {
       mvccpb::Event& ev = pending_.emplace_back();
       ev.set_type(mvccpb::Event::PUT);
       KvRef kv{p.key(), value, create, rev, version, lease};
       kv.ToProto(ev.mutable_kv());
-      if (*found) prev.ToProto(ev.mutable_prev_kv());
+      if (found) prev.ToProto(ev.mutable_prev_kv());
     }
-    // `value` may point into holder: encode before anything overwrites it.
+    // `value` may point into the overlay or writes_: encode before writing.
     std::string version_value = EncodeVersionValue(false, sub, create, version, lease, value);
-    std::string live_value = EncodeLiveValue(create, rev, version, lease, value);
     std::string rev_value;
     PutU8(&rev_value, 0);
     rev_value.append(p.key());
+    LiveRecord next{create, rev, version, lease, static_cast<int64_t>(writes_.size()), {}};
     BatchPut(VersionKey(p.key(), rev), std::move(version_value));
-    SetLive(std::move(live_key), std::move(live_value));
+    SetLive(std::move(live_key), std::move(next));
     BatchPut(RevKey(rev, sub), std::move(rev_value));
     resp.mutable_header()->set_revision(rev);
     return resp;
@@ -1025,19 +1167,24 @@ class StateStore::ApplyTxn {
     bool single = false, unbounded = false;
     MkGteRangeEnd(d.range_end(), &single, &unbounded);
     std::vector<mvccpb::KeyValue> victims;
+    // The deleted values only go out as prev_kv.
+    const bool with_values = want_events_ || d.prev_kv();
     if (single) {
-      std::string holder;
-      auto found = GetLive(LiveKey(d.key()), &holder);
-      if (!found.ok()) return found.status();
-      KvRef kv;
-      if (*found) {
-        if (!DecodeLiveValue(holder, &kv)) return absl::DataLossError("corrupt live value");
+      auto rec = GetLive(LiveKey(d.key()));
+      if (!rec.ok()) return rec.status();
+      if (*rec != nullptr) {
+        KvRef kv = (*rec)->ToKvRef();
+        if (with_values) {
+          auto v = LiveValue(d.key(), *rec);
+          if (!v.ok()) return v.status();
+          kv.value = *v;
+        }
         kv.key = d.key();
         kv.ToProto(&victims.emplace_back());
       }
     } else {
       auto s = VisitRange(&reader_, d.key(), d.range_end(), single, unbounded, rev_in_txn(), true,
-                          [&](const KvRef& kv) {
+                          with_values, [&](const KvRef& kv) {
                             kv.ToProto(&victims.emplace_back());
                             return true;
                           });
@@ -1093,25 +1240,58 @@ class StateStore::ApplyTxn {
   std::vector<mvccpb::Event> pending_;
   std::vector<RevisionEvents> events_;
   // Live records ('l' keys) as of the batch so far: exact for every key it
-  // holds (prefetched, or written by this batch, which writes them all
+  // holds (read from the DB, or written by this batch, which writes them all
   // through SetLive). Lets puts skip the batch index and the DB.
-  std::unordered_map<std::string, std::optional<std::string>> live_;
+  std::unordered_map<std::string, std::optional<LiveRecord>> live_;
   // The current request's changes to live_: key and previous entry (none:
   // absent from the map), undone if the request fails.
-  std::vector<std::pair<std::string, std::optional<std::optional<std::string>>>> undo_;
+  std::vector<std::pair<std::string, std::optional<std::optional<LiveRecord>>>> undo_;
 
-  // Live record of a live key ('l' prefix), through the overlay.
-  absl::StatusOr<bool> GetLive(const std::string& live_key, std::string* value) {
-    if (auto it = live_.find(live_key); it != live_.end()) {
-      if (!it->second) return false;
-      *value = *it->second;
-      return true;
+  // Live record of a live key ('l' prefix), through the overlay; null if the
+  // key has none. The pointer is valid until the key's next SetLive.
+  absl::StatusOr<LiveRecord*> GetLive(const std::string& live_key) {
+    auto it = live_.find(live_key);
+    if (it == live_.end()) {
+      // Not written by this batch (those are all in live_): the DB has it,
+      // and it stays exact until the batch writes the key.
+      std::string value;
+      rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), live_key, &value);
+      std::optional<LiveRecord> rec;
+      if (s.ok()) {
+        KvRef kv;
+        if (!DecodeLiveValue(value, &kv)) return absl::DataLossError("corrupt live value");
+        rec = LiveRecord::From(kv);
+      } else if (!s.IsNotFound()) {
+        return FromRocks(s, "get live key");
+      }
+      it = live_.emplace(live_key, std::move(rec)).first;
     }
-    // Not written by this batch (those are all in live_): the DB has it.
-    rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), live_key, value);
-    if (s.IsNotFound()) return false;
-    if (!s.ok()) return FromRocks(s, "get live key");
-    return true;
+    return it->second ? &*it->second : nullptr;
+  }
+
+  // The value of a live record, from this batch's writes or the DB. Valid
+  // until the next write to the batch or to the record.
+  absl::StatusOr<std::string_view> LiveValue(std::string_view key, LiveRecord* rec) {
+    KvRef version;
+    if (rec->version_write >= 0) {
+      // Version values are longer than any small-string buffer, so the
+      // bytes stay put when writes_ grows.
+      if (!DecodeVersionValue(writes_[static_cast<size_t>(rec->version_write)].value, &version)) {
+        return absl::DataLossError("corrupt version value");
+      }
+      return version.value;
+    }
+    if (!rec->db_value) {
+      std::string value;
+      rocksdb::Status s =
+          store_->db_->Get(rocksdb::ReadOptions(), VersionKey(key, rec->mod), &value);
+      if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "get live value");
+      if (s.IsNotFound() || !DecodeVersionValue(value, &version) || version.tombstone) {
+        return absl::DataLossError("live index names a missing version");
+      }
+      rec->db_value = std::string(version.value);
+    }
+    return std::string_view(*rec->db_value);
   }
 
   void BatchPut(std::string key, std::string value) {
@@ -1140,19 +1320,19 @@ class StateStore::ApplyTxn {
     return index_.get();
   }
 
-  void SetLive(std::string live_key, std::optional<std::string> value) {
+  void SetLive(std::string live_key, std::optional<LiveRecord> rec) {
     auto it = live_.find(live_key);
     if (it == live_.end()) {
       undo_.emplace_back(live_key, std::nullopt);
     } else {
       undo_.emplace_back(live_key, std::move(it->second));
     }
-    if (value) {
-      BatchPut(live_key, *value);
+    if (rec) {
+      BatchPut(live_key, EncodeLiveValue(rec->create, rec->mod, rec->version, rec->lease));
     } else {
       BatchDelete(live_key);
     }
-    live_[std::move(live_key)] = std::move(value);
+    live_[std::move(live_key)] = std::move(rec);
   }
 };
 
@@ -1165,6 +1345,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   if (options.env != nullptr) o.env = options.env;
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_write_buffer_number = 3;
+  // Without the WAL, a clean close must flush the memtables (RocksDB does
+  // when there are unpersisted writes unless told to avoid it).
+  o.avoid_flush_during_shutdown = false;
   // Revision-index keys arrive in order: insert them at the last position.
   o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(1));
   // Point lookups of live keys (every put) skip the memtable when absent.
@@ -1441,6 +1624,12 @@ absl::StatusOr<EventsPage> StateStore::EventsSince(int64_t start_rev, int64_t en
   return page;
 }
 
+absl::Status StateStore::Flush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  return FromRocks(db_->Flush(fo), "flush");
+}
+
 absl::Status StateStore::Checkpoint(const std::string& dir) const {
   rocksdb::Checkpoint* raw = nullptr;
   if (auto s = FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"); !s.ok()) {
@@ -1571,6 +1760,9 @@ absl::Status StateStore::CompactBatch(int64_t target, bool* done) {
   batch.Put(kPhysicalKey, progress);
   rocksdb::WriteOptions wo;
   wo.low_pri = true;  // RocksDB throttles it, not client writes, when flushes lag
+  // As Apply's writes: if only some writes went to the WAL, recovery could
+  // replay a removal on top of a state older than the compaction it follows.
+  wo.disableWAL = !options_.write_ahead_log;
   if (auto s = FromRocks(db_->Write(wo, &batch), "compaction write"); !s.ok()) {
     return s;
   }

@@ -191,5 +191,37 @@ TEST(MemberCrash, UnsyncedStateIsReallyLost) {
   EXPECT_EQ(state->current_revision(), 0);
 }
 
+// Without the WAL, Flush is what lets the raft log drop applied entries: a
+// crash right after it loses nothing applied before it.
+TEST(MemberCrash, FlushMakesAppliedStateDurable) {
+  testing::TempDir dir;
+  testing::FaultEnv fault;
+  StateStoreOptions options;
+  options.env = fault.env.get();
+  options.background_compaction = false;
+  ASSERT_FALSE(options.write_ahead_log) << "the default this test is about";
+  {
+    auto state = *StateStore::Open(dir.sub("state"), options);
+    etcdserverpb::PutRequest p;
+    p.set_key("k");
+    p.set_value("v1");
+    ASSERT_TRUE(state->Apply({ApplyOp{p, 1}}, 1).ok());
+    ASSERT_TRUE(state->Flush().ok());
+    p.set_value("v2");
+    ASSERT_TRUE(state->Apply({ApplyOp{p, 2}}, 2).ok());
+    fault.fs->Crash();
+  }
+  fault.fs->DropUnsyncedDataAndRestart();
+  auto state = *StateStore::Open(dir.sub("state"), options);
+  EXPECT_EQ(state->applied_index(), 1u) << "flushed, and nothing after it";
+  EXPECT_EQ(state->current_revision(), 1);
+  etcdserverpb::RangeRequest r;
+  r.set_key("k");
+  auto got = state->Range(r);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->kvs_size(), 1);
+  EXPECT_EQ(got->kvs(0).value(), "v1");
+}
+
 }  // namespace
 }  // namespace ganglion::storage
