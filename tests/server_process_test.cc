@@ -533,9 +533,32 @@ TEST(GanglionCluster, BadFlagsAndBadRequestsGetEtcdsErrors) {
   // Nothing was lost: the cluster still serves writes.
   EXPECT_EQ(cluster.Etcdctl({"put", "still", "fine"}).exit_code, 0);
 
-  // "hasleader": with quorum gone, a member refuses at once.
+  // With one member down, removing another would leave one live voter of
+  // two: refused, as etcd refuses it. So is adding a voter (two started of
+  // four is no quorum).
   auto leader = WaitForLeader(cluster);
   ASSERT_TRUE(leader.ok());
+  {
+    const int down = (*leader + 1) % 3;
+    const int other = (*leader + 2) % 3;
+    auto other_id = cluster.MemberId(other);
+    ASSERT_TRUE(other_id.ok());
+    ASSERT_TRUE(cluster.Kill(down).ok());
+    std::this_thread::sleep_for(milliseconds(2500));  // the leader notices it is gone
+    CommandResult remove = cluster.Etcdctl({"member", "remove", absl::StrCat(absl::Hex(*other_id))},
+                                           cluster.client_endpoint(*leader));
+    EXPECT_NE(remove.exit_code, 0);
+    EXPECT_NE(remove.err.find("re-configuration failed due to not enough started members"),
+              std::string::npos)
+        << remove.err;
+    EXPECT_EQ(
+        cluster.Etcdctl({"put", "quorum", "kept"}, cluster.client_endpoint(*leader)).exit_code, 0);
+    ASSERT_TRUE(cluster.Restart(down).ok());
+  }
+  leader = WaitForLeader(cluster);
+  ASSERT_TRUE(leader.ok());
+
+  // "hasleader": with quorum gone, a member refuses at once.
   const int survivor = (*leader + 1) % 3;
   for (int i = 0; i < 3; i++) {
     if (i != survivor) {
@@ -552,6 +575,14 @@ TEST(GanglionCluster, BadFlagsAndBadRequestsGetEtcdsErrors) {
   grpc::Status s = KvStub(cluster.client_endpoint(survivor))->Put(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(s.error_message(), "etcdserver: no leader");
+
+  // Without it, the write waits for a leader until the server's deadline
+  // (5 s + 2 election timeouts) and then says so.
+  grpc::ClientContext patient;
+  patient.set_deadline(std::chrono::system_clock::now() + milliseconds(20000));
+  s = KvStub(cluster.client_endpoint(survivor))->Put(&patient, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(s.error_message(), "etcdserver: request timed out");
 }
 
 }  // namespace
