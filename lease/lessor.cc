@@ -86,6 +86,12 @@ std::vector<std::string> Lessor::Keys(int64_t id) const {
   return {it->second.keys.begin(), it->second.keys.end()};
 }
 
+int64_t Lessor::LeaseOf(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = key_lease_.find(key);
+  return it == key_lease_.end() ? 0 : it->second;
+}
+
 void Lessor::OnPut(const std::string& key, int64_t lease) {
   std::lock_guard lock(mu_);
   auto old = key_lease_.find(key);

@@ -68,6 +68,8 @@ class Lessor {
   absl::Status Checkpoint(int64_t id, int64_t remaining_ttl_seconds);
   std::optional<LeaseInfo> Get(int64_t id) const;
   std::vector<std::string> Keys(int64_t id) const;
+  // The lease `key` is attached to; 0 if none.
+  int64_t LeaseOf(const std::string& key) const;
   // A key was written with `lease` (0: none) or deleted.
   void OnPut(const std::string& key, int64_t lease);
   void OnDelete(const std::string& key);

@@ -32,6 +32,8 @@ TEST(Lessor, KeysFollowPutsDeletesAndRevocation) {
   l.OnDelete("c");
   EXPECT_EQ(l.Keys(1), (std::vector<std::string>{"a"}));
   EXPECT_EQ(l.Keys(2), (std::vector<std::string>{"b"}));
+  EXPECT_EQ(l.LeaseOf("b"), 2);
+  EXPECT_EQ(l.LeaseOf("d"), 0);
   EXPECT_EQ(l.Revoke(1), (std::vector<std::string>{"a"}));
   EXPECT_FALSE(l.Exists(1));
   l.OnPut("a", 2);

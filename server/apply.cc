@@ -283,9 +283,14 @@ void Server::ApplyCommitted(Committed& committed) {
         } else if (r.put().lease() != 0 && !lessor_->Exists(r.put().lease())) {
           answers.emplace_back(r.id(), absl::NotFoundError(lease::kErrLeaseNotFound));
         } else {
+          // Only a put that names a lease, or overwrites a leased key, moves
+          // keys between leases (ignore_lease keeps the key's lease).
+          if ((r.put().lease() != 0 && !r.put().ignore_lease()) ||
+              lessor_->LeaseOf(r.put().key()) != 0) {
+            lease_keys_dirty = true;
+          }
           ops.push_back(storage::ApplyOp{std::move(*r.mutable_put()), e.index});
           op_ids.push_back(r.id());
-          lease_keys_dirty = true;
         }
         break;
       case internal::Request::kDeleteRange:

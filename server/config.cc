@@ -63,6 +63,11 @@ constexpr FlagSpec kFlags[] = {
     {"restore", FlagKind::kString, "",
      "Ganglion: seed a new --data-dir from this snapshot file (from `etcdctl snapshot save`) "
      "as a member of the --initial-cluster, then start."},
+    {"lease-checkpoint-interval", FlagKind::kUint, "300000",
+     "Ganglion: how often (ms) the leader records long leases' remaining TTL in the log, so a "
+     "new leader does not restart them from their full TTL."},
+    {"experimental-enable-lease-checkpoint", FlagKind::kBool, "true",
+     "Accepted for etcd compatibility: ganglion always checkpoints leases."},
     {"log-level", FlagKind::kString, "info",
      "Configures log level. Only supports debug, info, warn, error, panic, or fatal."},
     {"version", FlagKind::kBool, "false", "Print the version and exit."},
@@ -148,6 +153,11 @@ absl::Status Validate(ServerConfig& c, bool advertise_client_unset) {
   }
   if (c.election_timeout_ms == 0) {
     return absl::InvalidArgumentError("--election-timeout must be >0 (set to 0ms)");
+  }
+  if (c.lease_checkpoint_interval_ms < 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lease-checkpoint-interval must be >= 100ms (set to ",
+                     c.lease_checkpoint_interval_ms, "ms)"));
   }
   if (5 * c.heartbeat_interval_ms > c.election_timeout_ms) {
     return absl::InvalidArgumentError(
@@ -382,7 +392,8 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
         } else {
           return InvalidValue(name, value, "parse error");
         }
-        (name == "version" ? c.print_version : c.print_help) = b;
+        if (name == "version") c.print_version = b;
+        if (name == "help") c.print_help = b;
         break;
       }
       case FlagKind::kUint: {
@@ -393,6 +404,7 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
         if (name == "snapshot-count") c.snapshot_count = *n;
         if (name == "max-request-bytes") c.max_request_bytes = *n;
         if (name == "max-txn-ops") c.max_txn_ops = *n;
+        if (name == "lease-checkpoint-interval") c.lease_checkpoint_interval_ms = *n;
         break;
       }
       case FlagKind::kInt: {

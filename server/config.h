@@ -66,6 +66,7 @@ struct ServerConfig {
   std::string log_level = "info";
   // Ganglion's own: a snapshot file to seed an empty data dir from.
   std::string restore_snapshot;
+  uint64_t lease_checkpoint_interval_ms = 300000;
 
   bool print_version = false;
   bool print_help = false;

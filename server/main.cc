@@ -81,7 +81,10 @@ int Run(int argc, char** argv) {
       return 1;
     }
   }
-  auto server = ganglion::server::Server::Start(*config);
+  ganglion::server::ServerOptions options;
+  options.lease_checkpoint_interval =
+      std::chrono::milliseconds(config->lease_checkpoint_interval_ms);
+  auto server = ganglion::server::Server::Start(*config, options);
   if (!server.ok()) {
     spdlog::critical("event=start_failed error=\"{}\"", server.status().ToString());
     std::fprintf(stderr, "ganglion: %s\n", std::string(server.status().message()).c_str());

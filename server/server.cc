@@ -761,15 +761,31 @@ void Server::TimerLoop() {
 void Server::ExpireAndCheckpointLeases() {
   if (!lessor_->is_primary() || leader_.load() != member_id_) return;
   const auto now = lease::Clock::now();
-  // A share of the revocation rate per 20 ms tick; at least one.
-  const size_t per_tick = std::max<uint64_t>(1, options_.lease_revoke_rate_per_second / 50);
+  // A token bucket: the revocation rate over real elapsed time (ticks run
+  // late under load), with at most one second's worth saved up.
+  const double rate = static_cast<double>(options_.lease_revoke_rate_per_second);
+  if (revoke_budget_at_ != lease::Clock::time_point{}) {
+    revoke_budget_ += rate * std::chrono::duration<double>(now - revoke_budget_at_).count();
+  }
+  revoke_budget_ = std::min(revoke_budget_, rate);
+  revoke_budget_at_ = now;
+  const size_t allowed = static_cast<size_t>(revoke_budget_);
   // A revocation not applied within a request timeout is proposed again.
-  for (int64_t id : lessor_->Expired(now, per_tick, request_timeout_)) {
+  const std::vector<int64_t> expired = lessor_->Expired(now, allowed, request_timeout_);
+  revoke_budget_ -= static_cast<double>(expired.size());
+  for (int64_t id : expired) {
     internal::Request req;
     req.mutable_lease_revoke()->set_id(id);
     metrics_->lease_expired_total->Inc();
     Propose(std::move(req), [](Outcome) {});
   }
+  // Looking for due checkpoints walks every lease: once a second is enough
+  // (the interval is minutes in production), and keeps the lessor's lock
+  // free for the apply loop.
+  if (now < next_checkpoint_scan_) return;
+  next_checkpoint_scan_ =
+      now + std::min<lease::Clock::duration>(std::chrono::seconds(1),
+                                             options_.lease_checkpoint_interval / 2);
   auto due = lessor_->DueCheckpoints(now, options_.lease_checkpoint_interval, 1000);
   if (due.empty()) return;
   internal::Request req;

@@ -289,6 +289,10 @@ class Server {
 
   std::atomic<uint64_t> committed_index_{0};
   std::atomic<bool> publish_inflight_{false};
+  // Lease housekeeping, on the timer thread only.
+  double revoke_budget_ = 0;
+  lease::Clock::time_point revoke_budget_at_{};
+  lease::Clock::time_point next_checkpoint_scan_{};
 
   // Alarms (NOSPACE, CORRUPT) as applied: (member id, alarm type).
   mutable std::mutex alarm_mu_;

@@ -20,10 +20,11 @@ namespace {
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-ClusterOptions GanglionOptions() {
+ClusterOptions GanglionOptions(std::vector<std::string> extra_flags = {}) {
   ClusterOptions options;
   options.binary = GANGLION_BINARY;
   options.members = 3;
+  options.extra_flags = std::move(extra_flags);
   return options;
 }
 
@@ -163,6 +164,35 @@ TEST(GanglionLeases, AbandonedLeaseTakesItsKeysAfterItsTtlAndNotBefore) {
     }
     EXPECT_FALSE(KeyExists(cluster, "ephemeral", i)) << "member " << i;
   }
+}
+
+TEST(GanglionLeases, CheckpointedRemainingTtlSurvivesALeaderChange) {
+  // Checkpoints every second instead of every 5 minutes.
+  ProcessCluster cluster(GanglionOptions({"--lease-checkpoint-interval=1000"}));
+  ASSERT_TRUE(cluster.Start().ok());
+  auto leader = cluster.LeaderIndex();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int64_t id = GrantLease(cluster, 60);
+  std::this_thread::sleep_for(milliseconds(6000));
+  // The new leader starts the lease from its last checkpoint (about 55 s
+  // left, plus an election timeout), not from the full 60 s.
+  ASSERT_TRUE(cluster.Kill(*leader).ok());
+  const int survivor = (*leader + 1) % 3;
+  CommandResult ttl;
+  for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
+    ttl = cluster.Etcdctl({"lease", "timetolive", absl::StrCat(absl::Hex(id))},
+                          cluster.client_endpoint(survivor));
+    if (ttl.exit_code == 0 && ttl.out.find("remaining(") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  const auto at = ttl.out.find("remaining(");
+  ASSERT_NE(at, std::string::npos) << ttl.out << ttl.err;
+  int64_t remaining = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(ttl.out.substr(at + 10, ttl.out.find('s', at + 10) - at - 10), &remaining))
+      << ttl.out;
+  EXPECT_LE(remaining, 58) << ttl.out;
+  EXPECT_GE(remaining, 45) << ttl.out;
 }
 
 }  // namespace
