@@ -442,11 +442,9 @@ TEST(GanglionCluster, QuotaExceededRaisesNospaceWhichRefusesWritesUntilDisarmed)
   bool refused = false;
   for (int i = 0; i < 40 && !refused; i++) {
     CommandResult put = cluster.Etcdctl({"put", absl::StrCat("big", i)}, "", value);
-    if (put.exit_code != 0) {
-      EXPECT_NE(put.err.find("etcdserver: mvcc: database space exceeded"), std::string::npos)
-          << put.err;
-      refused = true;
-    }
+    // Other failures (a slow machine's timeout) are not the quota: go on.
+    refused = put.exit_code != 0 &&
+              put.err.find("etcdserver: mvcc: database space exceeded") != std::string::npos;
   }
   ASSERT_TRUE(refused) << "the quota never triggered";
   CommandResult alarms = cluster.Etcdctl({"alarm", "list"});
