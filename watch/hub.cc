@@ -137,6 +137,15 @@ void Hub::ResetStoreLocked(std::shared_ptr<storage::StateStore> store) {
     incoming_bytes_ = 0;
     latest_rev_ = current;
   }
+  // Synced watchers' next revisions are relative to the old live revision:
+  // make them explicit and set every watcher aside before re-partitioning.
+  for (Watcher* w : synced_) {
+    w->next_rev = NextRev(w);
+    IndexSynced(w, false);
+    w->synced = false;
+    unsynced_.insert(w);
+  }
+  synced_.clear();
   live_rev_ = current;
   // Re-partition: whoever still needs a revision <= current reads it from
   // the new store's history.
@@ -211,7 +220,31 @@ bool Hub::Drained(const Stream* s) const {
   return s->queue->pending_bytes() <= options_.stream_pending_bytes_max / 2;
 }
 
+int64_t Hub::NextRev(const Watcher* w) const {
+  return w->synced ? std::max(w->next_rev, live_rev_ + 1) : w->next_rev;
+}
+
+void Hub::IndexSynced(Watcher* w, bool add) {
+  if (w->spec.range_end.empty()) {
+    auto& set = synced_by_key_[w->spec.key];
+    if (add) {
+      set.insert(w);
+    } else {
+      set.erase(w);
+      if (set.empty()) synced_by_key_.erase(w->spec.key);
+    }
+  } else if (add) {
+    synced_ranges_.insert(w);
+  } else {
+    synced_ranges_.erase(w);
+  }
+}
+
 void Hub::MarkUnsynced(Watcher* w) {
+  if (w->synced) {
+    w->next_rev = NextRev(w);  // make the implicit next revision explicit
+    IndexSynced(w, false);
+  }
   synced_.erase(w);
   unsynced_.insert(w);
   w->synced = false;
@@ -219,6 +252,7 @@ void Hub::MarkUnsynced(Watcher* w) {
 
 void Hub::MarkSynced(Watcher* w) {
   unsynced_.erase(w);
+  if (!w->synced) IndexSynced(w, true);
   synced_.insert(w);
   w->synced = true;
 }
@@ -232,29 +266,42 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
       // Revisions in between were dropped at the queue: whoever needed them
       // reads them from history.
       for (Watcher* w : std::vector<Watcher*>(synced_.begin(), synced_.end())) {
-        if (w->next_rev < rev.revision) MarkUnsynced(w);
+        if (NextRev(w) < rev.revision) MarkUnsynced(w);
       }
     }
-    live_rev_ = rev.revision;
-    for (Watcher* w : std::vector<Watcher*>(synced_.begin(), synced_.end())) {
+    // The watchers this revision can concern: those of its keys, and every
+    // range watcher. live_rev_ moves on only after them, so a watcher moved
+    // aside here resumes at this revision.
+    std::set<Watcher*> concerned(synced_ranges_.begin(), synced_ranges_.end());
+    for (const mvccpb::Event& ev : rev.events) {
+      auto it = synced_by_key_.find(ev.kv().key());
+      if (it != synced_by_key_.end()) concerned.insert(it->second.begin(), it->second.end());
+    }
+    for (Watcher* w : concerned) {
       if (w->next_rev > rev.revision) continue;  // starts later
       candidates.clear();
       for (const mvccpb::Event& ev : rev.events) {
         if (Matches(w->spec, ev.kv().key())) candidates.push_back(&ev);
       }
-      if (!candidates.empty() && Slow(w->stream)) {
+      if (candidates.empty()) continue;
+      if (Slow(w->stream)) {
         // Moved aside: it resumes at this revision from history once its
         // stream has drained.
-        MarkUnsynced(w);
+        w->next_rev = rev.revision;
+        IndexSynced(w, false);
+        synced_.erase(w);
+        unsynced_.insert(w);
+        w->synced = false;
         continue;
       }
       Deliver(w, candidates, rev.revision);
       w->next_rev = rev.revision + 1;
     }
+    live_rev_ = rev.revision;
   }
   if (latest_rev > live_rev_) {
     for (Watcher* w : std::vector<Watcher*>(synced_.begin(), synced_.end())) {
-      if (w->next_rev <= latest_rev) MarkUnsynced(w);
+      if (NextRev(w) <= latest_rev) MarkUnsynced(w);
     }
     live_rev_ = latest_rev;
   }
@@ -368,6 +415,7 @@ void Hub::ProgressTick(std::chrono::steady_clock::time_point now) {
 }
 
 void Hub::RemoveWatcher(Watcher* w) {
+  if (w->synced) IndexSynced(w, false);
   synced_.erase(w);
   unsynced_.erase(w);
   watcher_count_.fetch_sub(1);

@@ -31,6 +31,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -200,6 +201,8 @@ class Hub {
   bool CatchUpOnce();
   void ProgressTick(std::chrono::steady_clock::time_point now);
   void ResetStoreLocked(std::shared_ptr<storage::StateStore> store);
+  int64_t NextRev(const Watcher* w) const;
+  void IndexSynced(Watcher* w, bool add);
   void MarkUnsynced(Watcher* w);
   void MarkSynced(Watcher* w);
   void RemoveWatcher(Watcher* w);
@@ -219,8 +222,15 @@ class Hub {
   uint64_t store_generation_ = 0;
   std::map<StreamId, std::unique_ptr<Stream>> streams_;  // <= streams_max
   StreamId next_stream_id_ = 1;
+  // A synced watcher's next revision is implicit: max(next_rev,
+  // live_rev_ + 1) (NextRev), so a revision costs work only for the
+  // watchers it matches, not for every synced watcher.
   std::set<Watcher*> synced_;
   std::set<Watcher*> unsynced_;
+  // synced_ indexed for dispatch: single-key watchers by key, the rest
+  // (ranges, prefixes) in one set checked per revision. Guarded by mu_.
+  std::unordered_map<std::string, std::set<Watcher*>> synced_by_key_;
+  std::set<Watcher*> synced_ranges_;
   std::chrono::steady_clock::time_point next_progress_at_;
   // Every revision <= live_rev_ was delivered to the synced watchers (or
   // none of them needed it). Synced watchers: next_rev > live_rev_.
