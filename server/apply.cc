@@ -46,16 +46,6 @@ bool TxnLeasesExist(const etcdserverpb::TxnRequest& t, const lease::Lessor& less
   return true;
 }
 
-bool TxnIsReadOnly(const etcdserverpb::TxnRequest& t) {
-  for (const auto* ops : {&t.success(), &t.failure()}) {
-    for (const etcdserverpb::RequestOp& op : *ops) {
-      if (op.has_request_put() || op.has_request_delete_range()) return false;
-      if (op.has_request_txn() && !TxnIsReadOnly(op.request_txn())) return false;
-    }
-  }
-  return true;
-}
-
 [[noreturn]] void Fatal(const std::string& what, const absl::Status& s) {
   // The state store is the member's truth: continuing after a failed write
   // could answer from state that was never stored.
@@ -301,7 +291,7 @@ void Server::ApplyCommitted(Committed& committed) {
       case internal::Request::kTxn:
         // With NOSPACE raised every member refuses writing txns at the same
         // position in the log (the alarm itself is an entry).
-        if (NoSpaceAlarmed() && !TxnIsReadOnly(r.txn())) {
+        if (NoSpaceAlarmed() && TxnHasWrites(r.txn())) {
           answers.emplace_back(r.id(), NoSpace());
         } else if (!TxnLeasesExist(r.txn(), *lessor_)) {
           answers.emplace_back(r.id(), absl::NotFoundError(lease::kErrLeaseNotFound));

@@ -26,14 +26,6 @@ constexpr char kErrElectionNotLeader[] = "election: not leader";
 constexpr char kErrElectionNoLeader[] = "election: no leader";
 constexpr char kErrSessionExpired[] = "session: expired lease";
 
-std::string PrefixEnd(std::string prefix) {
-  // The first key after every key starting with prefix.
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (prefix.empty()) return std::string(1, '\0');
-  prefix.back() = static_cast<char>(prefix.back() + 1);
-  return prefix;
-}
-
 // The asynchronous steps of acquiring ownership, shared by Lock and Campaign.
 class Contender : public std::enable_shared_from_this<Contender> {
  public:
@@ -83,7 +75,7 @@ class Contender : public std::enable_shared_from_this<Contender> {
     if (cancelled_()) return;
     etcdserverpb::RangeRequest req;
     req.set_key(prefix_);
-    req.set_range_end(PrefixEnd(prefix_));
+    req.set_range_end(storage::PrefixEnd(prefix_));
     req.set_max_create_revision(rev_ - 1);
     req.set_sort_target(etcdserverpb::RangeRequest::CREATE);
     req.set_sort_order(etcdserverpb::RangeRequest::DESCEND);
@@ -230,7 +222,7 @@ void CurrentLeader(Server* server, const std::string& name,
                    std::function<void(absl::StatusOr<etcdserverpb::RangeResponse>)> done) {
   etcdserverpb::RangeRequest req;
   req.set_key(name + "/");
-  req.set_range_end(PrefixEnd(name + "/"));
+  req.set_range_end(storage::PrefixEnd(name + "/"));
   req.set_sort_target(etcdserverpb::RangeRequest::CREATE);
   req.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
   req.set_limit(1);
@@ -307,7 +299,7 @@ class ObserveStream final : public grpc::ServerWriteReactor<v3electionpb::Leader
   void WaitLocked() {
     if (finished_ || token_ != 0) return;
     auto self = shared_from_this();
-    token_ = server_->key_waiters().Add(name_ + "/", PrefixEnd(name_ + "/"), [this, self] {
+    token_ = server_->key_waiters().Add(name_ + "/", storage::PrefixEnd(name_ + "/"), [this, self] {
       std::lock_guard lock(mu_);
       token_ = 0;
       if (writing_) {

@@ -74,7 +74,7 @@ class KvService final : public etcdserverpb::KV::CallbackService {
   absl::Status Admit(const grpc::CallbackServerContext* ctx, bool serializable_read) const {
     if (auto s = CheckRequireLeader(ctx, *server_); !s.ok()) return s;
     // A learner serves serializable reads only, as in etcd.
-    if (!serializable_read && server_->Status().is_learner) {
+    if (!serializable_read && server_->IsLearner()) {
       return absl::UnavailableError(kErrNotSupportedForLearner);
     }
     return absl::OkStatus();

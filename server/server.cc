@@ -28,16 +28,6 @@ std::string Hex(uint64_t v) {
   return absl::StrFormat("%x", v);
 }
 
-bool TxnHasWrites(const etcdserverpb::TxnRequest& t) {
-  for (const auto* ops : {&t.success(), &t.failure()}) {
-    for (const etcdserverpb::RequestOp& op : *ops) {
-      if (op.has_request_put() || op.has_request_delete_range()) return true;
-      if (op.has_request_txn() && TxnHasWrites(op.request_txn())) return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 // Writes `content` to `path` durably: a temporary file, fsync, rename.
@@ -53,6 +43,16 @@ absl::Status Server::WriteFileDurably(const std::string& path, const std::string
   fs::rename(tmp, path, ec);
   if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
   return absl::OkStatus();
+}
+
+bool TxnHasWrites(const etcdserverpb::TxnRequest& t) {
+  for (const auto* ops : {&t.success(), &t.failure()}) {
+    for (const etcdserverpb::RequestOp& op : *ops) {
+      if (op.has_request_put() || op.has_request_delete_range()) return true;
+      if (op.has_request_txn() && TxnHasWrites(op.request_txn())) return true;
+    }
+  }
+  return false;
 }
 
 // ---- lifecycle ----
@@ -612,7 +612,7 @@ bool Server::NoSpaceAlarmed() const {
   return false;
 }
 
-absl::Status Server::CheckQuota(const internal::Request& req) const {
+absl::Status Server::CheckQuota(const internal::Request& req) {
   if (config_.quota_backend_bytes < 0) return absl::OkStatus();
   const bool writes = req.has_put() || (req.has_txn() && TxnHasWrites(req.txn()));
   if (!writes) return absl::OkStatus();
@@ -627,7 +627,7 @@ absl::Status Server::CheckQuota(const internal::Request& req) const {
   alarm.mutable_alarm()->set_alarm(etcdserverpb::NOSPACE);
   spdlog::warn("event=alarm_raise alarm=NOSPACE member={} db_size_bytes={} quota_bytes={}",
                Hex(member_id_), store()->SizeBytes(), quota);
-  const_cast<Server*>(this)->Propose(std::move(alarm), [](Outcome) {});
+  Propose(std::move(alarm), [](Outcome) {});
   return NoSpace();
 }
 
@@ -900,6 +900,11 @@ void Server::FillHeader(etcdserverpb::ResponseHeader* header, int64_t revision) 
 bool Server::HasLeader() const {
   return leader_.load() != 0;
 }
+
+bool Server::IsLearner() const {
+  auto me = membership_.Get(member_id_);
+  return me && me->is_learner();
+}
 uint64_t Server::leader() const {
   return leader_.load();
 }
@@ -913,8 +918,7 @@ MemberStatus Server::Status() const {
   s.raft_index = std::max<uint64_t>(committed_index_.load(), s.raft_applied_index);
   s.db_size_bytes = st->SizeBytes();
   s.revision = st->current_revision();
-  auto me = membership_.Get(member_id_);
-  s.is_learner = me && me->is_learner();
+  s.is_learner = IsLearner();
   return s;
 }
 

@@ -46,6 +46,9 @@
 
 namespace ganglion::server {
 
+// Whether a txn (in either branch, nested txns included) puts or deletes.
+bool TxnHasWrites(const etcdserverpb::TxnRequest& t);
+
 // The etcd version ganglion's API matches; Status reports it so etcd tools
 // that print or compare versions behave as with etcd 3.4.
 inline constexpr char kEtcdApiVersion[] = "3.4.23";
@@ -115,6 +118,8 @@ class Server {
   // cluster_id, member_id, raft_term and the given (or current) revision.
   void FillHeader(etcdserverpb::ResponseHeader* header, int64_t revision = 0) const;
   bool HasLeader() const;
+  // This member is a learner (members table lookup; no store access).
+  bool IsLearner() const;
   uint64_t leader() const;
 
   // ---- KV ----
@@ -228,7 +233,8 @@ class Server {
   void ProposeConfChange(raft::ConfChange cc, uint64_t id, Done done);
   void LinearizableWait(std::function<void(absl::Status)> ready);
   void IssueReadIndex();
-  absl::Status CheckQuota(const internal::Request& req) const;
+  // May propose the NOSPACE alarm.
+  absl::Status CheckQuota(const internal::Request& req);
   bool NoSpaceAlarmed() const;
 
   // Housekeeping thread: deadlines, read retries, publishing attributes.

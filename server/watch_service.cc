@@ -79,7 +79,7 @@ class WatchService final : public etcdserverpb::Watch::CallbackService {
     auto* reactor = new WatchReactor(this, server_, require_leader);
     absl::Status admitted = CheckRequireLeader(ctx, *server_);
     // As etcd: a learner serves no streams but snapshots.
-    if (admitted.ok() && server_->Status().is_learner) {
+    if (admitted.ok() && server_->IsLearner()) {
       admitted = absl::UnavailableError(kErrNotSupportedForLearner);
     }
     if (admitted.ok()) Register(reactor);

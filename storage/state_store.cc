@@ -1836,16 +1836,21 @@ void StateStore::CompactionLoop() {
   }
 }
 
+std::string PrefixEnd(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (prefix.empty()) return std::string(1, '\0');
+  prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>> StateStore::ReadMeta(
     std::string_view prefix) const {
   const std::string lower = std::string(1, kMetaPrefix) + std::string(prefix);
-  std::string upper = lower;
-  // The first key after every key starting with `lower`.
-  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
-  if (!upper.empty()) upper.back() = static_cast<char>(upper.back() + 1);
+  // `lower` starts with the meta byte, so it always has a real end.
+  const std::string upper = PrefixEnd(lower);
   rocksdb::ReadOptions ro;
   rocksdb::Slice upper_slice(upper);
-  if (!upper.empty()) ro.iterate_upper_bound = &upper_slice;
+  ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   std::vector<std::pair<std::string, std::string>> out;
   for (it->Seek(lower); it->Valid(); it->Next()) {

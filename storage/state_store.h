@@ -83,6 +83,10 @@ struct StateStoreOptions {
   uint64_t block_cache_bytes = 256 << 20;
 };
 
+// etcd's range_end for "every key starting with prefix": the first key after
+// all of them, or "\0" (every key from `prefix` on) when there is none.
+std::string PrefixEnd(std::string prefix);
+
 // One committed request for Apply. `index` is its raft index.
 struct ApplyOp {
   using Request = std::variant<etcdserverpb::PutRequest, etcdserverpb::DeleteRangeRequest,
