@@ -15,9 +15,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <regex>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -82,6 +84,29 @@ void AppendLines(std::string* record, const std::string& text, const std::string
   for (const auto& line : lines) absl::StrAppend(record, prefix, line, "\n");
 }
 
+// Leases that etcdctl creates for itself (the session of `elect` and `lock`)
+// show up in keys like "myelection/694d7a1b2c3d4e5f". When `text` still holds
+// such a hex word after normalizing, the cluster's leases that appear in it
+// are named in order of discovery, as granted leases are.
+void LearnSessionLeases(const ProcessCluster& cluster, const std::string& text,
+                        Normalizer* normalizer, int* leases) {
+  static const std::regex kHexWord(R"(\b[0-9a-f]*[a-f][0-9a-f]*\b)");
+  bool unknown = false;
+  const std::string normalized = normalizer->Normalize(text);
+  for (std::sregex_iterator it(normalized.begin(), normalized.end(), kHexWord), end; it != end;
+       ++it) {
+    if (it->length() >= 10 && it->length() <= 16) unknown = true;
+  }
+  if (!unknown) return;
+  const CommandResult list = cluster.Etcdctl({"lease", "list"}, cluster.client_endpoint(0));
+  for (const auto& word : absl::StrSplit(list.out, '\n')) {
+    uint64_t id = 0;
+    if (word.empty() || !absl::SimpleHexAtoi(word, &id)) continue;
+    if (!absl::StrContains(normalized, word)) continue;
+    normalizer->AddId(id, absl::StrCat("<lease:", ++*leases, ">"));
+  }
+}
+
 // Runs every step and returns the normalized record.
 absl::StatusOr<std::string> RunTranscript(const ProcessCluster& cluster,
                                           const std::vector<TranscriptStep>& steps) {
@@ -97,6 +122,7 @@ absl::StatusOr<std::string> RunTranscript(const ProcessCluster& cluster,
   };
   std::vector<Background> background;
   auto record_step = [&](const TranscriptStep& step, const CommandResult& r) {
+    LearnSessionLeases(cluster, r.out, &*normalizer, &leases);
     std::string out = normalizer->Normalize(r.out);
     std::string err = normalizer->Normalize(r.err);
     if (step.sort_output) {
@@ -128,17 +154,20 @@ absl::StatusOr<std::string> RunTranscript(const ProcessCluster& cluster,
     const std::string endpoints =
         step.all_endpoints ? cluster.client_endpoints() : cluster.client_endpoint(0);
     if (step.background_ms > 0) {
-      background.push_back({&step, std::async(std::launch::async, [&cluster, args, endpoints, input,
-                                                                   ms = step.background_ms] {
-                              return cluster.Etcdctl(args, endpoints, input,
-                                                     std::chrono::milliseconds(ms));
-                            })});
+      const int stop_signal = step.interrupt ? SIGINT : SIGKILL;
+      background.push_back(
+          {&step, std::async(std::launch::async, [&cluster, args, endpoints, input,
+                                                  ms = step.background_ms, stop_signal] {
+             return cluster.Etcdctl(args, endpoints, input, std::chrono::milliseconds(ms),
+                                    stop_signal);
+           })});
       // Time to connect before the next lines write.
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;
     }
     CommandResult r =
-        cluster.Etcdctl(args, endpoints, input, std::chrono::milliseconds(step.timeout_ms));
+        cluster.Etcdctl(args, endpoints, input, std::chrono::milliseconds(step.timeout_ms),
+                        step.interrupt ? SIGINT : SIGKILL);
 
     // Lease ids are chosen by the server; name them by order of grant.
     if (r.exit_code == 0 && args.size() >= 2 && args[0] == "lease" && args[1] == "grant") {

@@ -80,6 +80,23 @@ TEST(Normalizer, ErasesTermsIndexesSizesDurations) {
             n.Normalize("a, b, 3.4.23, 20 kB, false, false, 2, 8, 8, "));
 }
 
+TEST(Normalizer, SortsALeasesAttachedKeys) {
+  Normalizer n;
+  // Go map order: the same keys in any order normalize alike; other keys do not.
+  EXPECT_EQ(n.Normalize("lease 1 granted with TTL(600s), attached keys([b a c])"),
+            "lease 1 granted with TTL(600s), attached keys([a b c])");
+  EXPECT_NE(n.Normalize("attached keys([a b])"), n.Normalize("attached keys([a c])"));
+  EXPECT_EQ(n.Normalize("attached keys([])"), "attached keys([])");
+}
+
+TEST(ParseTranscript, InterruptModifier) {
+  auto steps = ParseTranscript("!bg=6000 !interrupt elect e p\nget e\n");
+  ASSERT_TRUE(steps.ok()) << steps.status();
+  EXPECT_TRUE((*steps)[0].interrupt);
+  EXPECT_EQ((*steps)[0].background_ms, 6000);
+  EXPECT_FALSE((*steps)[1].interrupt);
+}
+
 TEST(Normalizer, CutsGoroutineDumps) {
   Normalizer n;
   EXPECT_EQ(n.Normalize("panic: bad value\n\ngoroutine 1 [running]:\nmain.main()\n\t0xc000\n"),

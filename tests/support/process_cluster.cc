@@ -112,7 +112,8 @@ bool EnvSet(const char* name) {
 }  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv_in, const std::string& stdin_data,
-                         milliseconds timeout, const std::vector<std::string>& extra_env) {
+                         milliseconds timeout, const std::vector<std::string>& extra_env,
+                         int stop_signal) {
   CommandResult result;
   std::vector<std::string> argv_strings = argv_in;
   std::vector<std::string> env_strings = EnvironmentWith(extra_env);
@@ -153,11 +154,18 @@ CommandResult RunCommand(const std::vector<std::string>& argv_in, const std::str
   size_t written = 0;
   if (stdin_data.empty()) close(in_fd), in_fd = -1;
   int out_fd = out_pipe[0], err_fd = err_pipe[0];
-  const auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + timeout;
   char buf[65536];
   while (out_fd >= 0 || err_fd >= 0) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
+      if (!result.timed_out && stop_signal != SIGKILL) {
+        // Keep reading: what the child prints while it cleans up is its answer.
+        result.timed_out = true;
+        kill(pid, stop_signal);
+        deadline = Clock::now() + kStopGrace;
+        continue;
+      }
       result.timed_out = true;
       break;
     }
@@ -188,6 +196,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv_in, const std::str
   if (in_fd >= 0) close(in_fd);
   if (out_fd >= 0) close(out_fd);
   if (err_fd >= 0) close(err_fd);
+  // A child stopped by another signal has exited by now unless it outlived
+  // its grace; a zombie ignores this SIGKILL.
   if (result.timed_out) kill(pid, SIGKILL);
   // The child has closed its outputs (or was just killed): exit is imminent,
   // but the wait is still bounded.
@@ -541,12 +551,12 @@ absl::StatusOr<int> ProcessCluster::AddMember(const std::string& name) {
 
 CommandResult ProcessCluster::Etcdctl(const std::vector<std::string>& args,
                                       const std::string& endpoints, const std::string& stdin_data,
-                                      std::chrono::milliseconds timeout) const {
+                                      std::chrono::milliseconds timeout, int stop_signal) const {
   std::vector<std::string> argv = {
       options_.etcdctl, "--endpoints=" + (endpoints.empty() ? client_endpoints() : endpoints)};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, stdin_data, timeout.count() > 0 ? timeout : options_.etcdctl_timeout,
-                    {"ETCDCTL_API=3"});
+                    {"ETCDCTL_API=3"}, stop_signal);
 }
 
 absl::StatusOr<int> ProcessCluster::LeaderIndex() const {

@@ -31,10 +31,13 @@ struct CommandResult {
 
 // Runs argv[0] (a path, no shell, no PATH lookup) with `stdin_data` on its
 // standard input and `extra_env` ("NAME=value") added to the environment.
-// Kills the child with SIGKILL at `timeout`.
+// At `timeout` the child gets `stop_signal`; anything but SIGKILL (say SIGINT,
+// a user's Ctrl-C) lets it clean up and exit for up to kStopGrace while its
+// output is still read, then SIGKILL. Either way the result is timed_out.
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_data,
                          std::chrono::milliseconds timeout,
-                         const std::vector<std::string>& extra_env = {});
+                         const std::vector<std::string>& extra_env = {}, int stop_signal = SIGKILL);
+inline constexpr std::chrono::milliseconds kStopGrace{5000};
 
 // The last `max_lines` lines of a file ("" if it cannot be read).
 std::string TailFile(const std::string& path, int max_lines = 40);
@@ -120,10 +123,12 @@ class ProcessCluster {
   absl::StatusOr<int> AddMember(const std::string& name);
 
   // Runs etcdctl (ETCDCTL_API=3) with `args` against `endpoints` ("" means
-  // every running member), killed after `timeout` (0: options.etcdctl_timeout).
+  // every running member), stopped with `stop_signal` after `timeout` (0:
+  // options.etcdctl_timeout), as RunCommand does.
   CommandResult Etcdctl(const std::vector<std::string>& args, const std::string& endpoints = "",
                         const std::string& stdin_data = "",
-                        std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const;
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                        int stop_signal = SIGKILL) const;
 
   // The index of the member every running member agrees is the leader, from
   // `endpoint status -w json`.

@@ -148,6 +148,14 @@ std::string NormalizeLine(std::string line) {
     return r;
   }();
   for (const auto& rule : kRules) line = std::regex_replace(line, rule.pattern, rule.replacement);
+  // etcd lists a lease's keys in Go map order, which changes from run to run.
+  static const std::regex kAttachedKeys(R"(attached keys\(\[([^\]]*)\]\))");
+  if (std::smatch m; std::regex_search(line, m, kAttachedKeys)) {
+    std::vector<std::string> keys = absl::StrSplit(m[1].str(), ' ', absl::SkipEmpty());
+    std::sort(keys.begin(), keys.end());
+    line = absl::StrCat(m.prefix().str(), "attached keys([", absl::StrJoin(keys, " "), "])",
+                        m.suffix().str());
+  }
   if (!line.empty() && (line[0] == '|' || line.rfind("+-", 0) == 0)) {
     line = NormalizeTableLine(line);
   }
@@ -187,6 +195,8 @@ absl::StatusOr<std::vector<TranscriptStep>> ParseTranscript(const std::string& t
       } else if (mod.rfind("!bg=", 0) == 0 && absl::SimpleAtoi(mod.substr(4), &ms) && ms > 0 &&
                  ms <= kCommandMsMax) {
         step.background_ms = ms;
+      } else if (mod == "!interrupt") {
+        step.interrupt = true;
       } else if (mod == "!join") {
         step.join = true;
       } else {

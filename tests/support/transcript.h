@@ -27,6 +27,10 @@
 //                                next `!join` (or the end). Use --rev so the
 //                                output does not depend on when it connected.
 //   !join                        waits for background commands, records them
+//   !bg=6000 !interrupt elect e p
+//                                at its deadline the command gets SIGINT (a
+//                                user's Ctrl-C: etcdctl elect resigns, lock
+//                                unlocks) instead of SIGKILL
 // Arguments split on blanks; '...' and "..." group.
 #pragma once
 
@@ -49,6 +53,7 @@ struct TranscriptStep {
   bool sort_output = false;
   int64_t timeout_ms = 0;     // !timeout=MS; 0: the harness default
   int64_t background_ms = 0;  // !bg=MS
+  bool interrupt = false;     // !interrupt: stopped by SIGINT at its deadline
   bool join = false;          // !join: no etcdctl, waits for !bg commands
 };
 
