@@ -95,6 +95,10 @@ bool IsResponseMessage(MessageType t) {
          t == MessageType::kPreVoteResp;
 }
 
+bool MaySendBeforePersist(MessageType t) {
+  return t == MessageType::kApp || t == MessageType::kSnap || t == MessageType::kHeartbeat;
+}
+
 bool ConfChange::EntersJoint(bool* auto_leave) const {
   // A single change can be applied directly (one-at-a-time), so kAuto only
   // uses a joint configuration when several changes are made at once.

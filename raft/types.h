@@ -61,6 +61,14 @@ enum class MessageType : uint8_t {
 const char* MessageTypeName(MessageType t);
 bool IsLocalMessage(MessageType t);
 bool IsResponseMessage(MessageType t);
+// Whether a message in a Ready may leave before that Ready is persisted: the
+// leader's replication messages (kApp, kSnap, kHeartbeat), so its own fsync
+// and its followers' run in parallel (Raft thesis 10.2.1). Safe because the
+// leader counts its own copy toward a quorum only in Advance, after the
+// caller persisted it, and a receiver acts on these messages by its own
+// durable state, never by the sender's. Everything else, votes and
+// acknowledgements above all, promises durability and goes after the write.
+bool MaySendBeforePersist(MessageType t);
 
 // The state a node must persist before it sends any message produced with it.
 struct HardState {

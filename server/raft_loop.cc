@@ -146,7 +146,17 @@ void RaftLoop::Execute(Command& c) {
 void RaftLoop::HandleReadies() {
   while (node_->HasReady()) {
     raft::Ready rd = node_->GetReady();
-    // Durable before anything produced with it leaves this member.
+    // The leader's appends go out first, so followers write while it does;
+    // everything else is durable before it leaves this member.
+    std::vector<raft::Message> after_save;
+    {
+      std::vector<raft::Message> early;
+      for (raft::Message& m : rd.messages) {
+        (raft::MaySendBeforePersist(m.type) ? early : after_save).push_back(std::move(m));
+      }
+      rd.messages.clear();
+      if (!early.empty()) options_.send(std::move(early));
+    }
     const auto save_start = std::chrono::steady_clock::now();
     absl::Status saved = options_.log_store->Save(rd.hard_state, rd.entries, rd.snapshot);
     if (saved.ok() && options_.on_log_saved &&
@@ -158,7 +168,7 @@ void RaftLoop::HandleReadies() {
       spdlog::critical("event=raft_log_write_failed error=\"{}\"", s.ToString());
       std::abort();
     }
-    if (!rd.messages.empty()) options_.send(std::move(rd.messages));
+    if (!after_save.empty()) options_.send(std::move(after_save));
 
     Committed committed;
     committed.snapshot = rd.snapshot;

@@ -85,9 +85,9 @@ void AppendLines(std::string* record, const std::string& text, const std::string
 }
 
 // Leases that etcdctl creates for itself (the session of `elect` and `lock`)
-// show up in keys like "myelection/694d7a1b2c3d4e5f". When `text` still holds
-// such a hex word after normalizing, the cluster's leases that appear in it
-// are named in order of discovery, as granted leases are.
+// show up in keys like "myelection/694d7a1b2c3d4e5f" (or with fewer digits). When `text` still
+// holds such a hex word after normalizing, the cluster's leases that appear in it are named in
+// order of discovery, as granted leases are.
 void LearnSessionLeases(const ProcessCluster& cluster, const std::string& text,
                         Normalizer* normalizer, int* leases) {
   static const std::regex kHexWord(R"(\b[0-9a-f]*[a-f][0-9a-f]*\b)");
@@ -102,7 +102,8 @@ void LearnSessionLeases(const ProcessCluster& cluster, const std::string& text,
   for (const auto& word : absl::StrSplit(list.out, '\n')) {
     uint64_t id = 0;
     if (word.empty() || !absl::SimpleHexAtoi(word, &id)) continue;
-    if (!absl::StrContains(normalized, word)) continue;
+    // `lease list` pads ids to 16 digits; keys hold them unpadded.
+    if (!absl::StrContains(normalized, absl::StrCat(absl::Hex(id)))) continue;
     normalizer->AddId(id, absl::StrCat("<lease:", ++*leases, ">"));
   }
 }

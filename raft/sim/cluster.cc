@@ -16,6 +16,7 @@ void SimStats::Add(const SimStats& o) {
   dropped += o.dropped;
   duplicated += o.duplicated;
   crashes += o.crashes;
+  mid_ready_crashes += o.mid_ready_crashes;
   partitions += o.partitions;
   snapshots_installed += o.snapshots_installed;
   conf_changes += o.conf_changes;
@@ -25,15 +26,15 @@ void SimStats::Add(const SimStats& o) {
 std::string SimStats::Describe() const {
   return absl::StrCat("elections=", elections, " leader_changes=", leader_changes,
                       " committed=", committed, " dropped=", dropped, " duplicated=", duplicated,
-                      " crashes=", crashes, " partitions=", partitions,
-                      " snapshots_installed=", snapshots_installed, " conf_changes=", conf_changes,
-                      " reads=", reads);
+                      " crashes=", crashes, " mid_ready_crashes=", mid_ready_crashes,
+                      " partitions=", partitions, " snapshots_installed=", snapshots_installed,
+                      " conf_changes=", conf_changes, " reads=", reads);
 }
 
 const std::vector<std::string>& KnownBugs() {
   static const std::vector<std::string> kBugs = {"vote-without-log-check", "commit-old-term",
-                                                 "accept-stale-snapshot", "vote-before-persist",
-                                                 "serve-read-locally"};
+                                                 "accept-stale-snapshot",  "vote-before-persist",
+                                                 "serve-read-locally",     "ack-before-persist"};
   return kBugs;
 }
 
@@ -58,7 +59,8 @@ bool InConf(const ConfState& cs, NodeId id) {
 
 class Cluster {
  public:
-  explicit Cluster(const SimOptions& opts) : opts_(opts), rng_(opts.seed) {}
+  explicit Cluster(const SimOptions& opts)
+      : opts_(opts), rng_(opts.seed), mid_ready_rng_(HashMix(opts.seed, 0x6d69647265616479)) {}
 
   SimResult Run();
 
@@ -135,6 +137,9 @@ class Cluster {
 
   const SimOptions opts_;
   Rng rng_;
+  Rng mid_ready_rng_;  // only for mid-ready crashes
+  uint64_t crash_mid_ready_per_mille_ = 0;
+  bool in_chaos_ = false;  // faults (mid-ready crashes too) only in the chaos phase
   NodeOptions node_opts_;
   uint64_t now_ = 0;
   std::string trace_;
@@ -234,6 +239,22 @@ void Cluster::CrashNode(NodeId id, const std::string& why) {
 void Cluster::Drain(NodeId id) {
   SimNode* n = Node(id);
   for (int i = 0; i < kReadyLoopsMax && n && n->up() && n->raw()->HasReady(); i++) {
+    if (in_chaos_ && crash_mid_ready_per_mille_ > 0 &&
+        mid_ready_rng_.Chance(crash_mid_ready_per_mille_)) {
+      for (const Message& m : n->CrashMidReady()) {
+        int copies = net_.Send(m, n->incarnation(), now_, mid_ready_rng_);
+        Trace(absl::StrCat("send ", Describe(m), " (before persisting)",
+                           copies == 0 ? " DROPPED" : ""));
+      }
+      stats_.crashes++;
+      stats_.mid_ready_crashes++;
+      paused_.erase(id);
+      unpause_at_.erase(id);
+      Trace(
+          absl::StrCat("crash node ", id, " (mid-ready: early messages left, nothing persisted)"));
+      restart_at_[id] = now_ + 5 + mid_ready_rng_.Below(80);
+      return;
+    }
     Index applied_before = n->state_machine().applied;
     auto out = n->HandleReady();
     if (!out.ok()) {
@@ -831,6 +852,11 @@ SimResult Cluster::Run() {
   if (opts_.bug == "commit-old-term") node_opts_.bugs.commit_old_term_by_counting = true;
   if (opts_.bug == "accept-stale-snapshot") node_opts_.bugs.accept_stale_snapshot = true;
   if (opts_.bug == "vote-before-persist") node_opts_.vote_before_persist = true;
+  crash_mid_ready_per_mille_ = opts_.crash_mid_ready_per_mille;
+  if (opts_.bug == "ack-before-persist") {
+    node_opts_.ack_before_persist = true;
+    crash_mid_ready_per_mille_ = std::max<uint64_t>(crash_mid_ready_per_mille_, 20);
+  }
   Trace(absl::StrCat("seed ", opts_.seed, " nodes ", n, " snapshot_every ",
                      node_opts_.snapshot_every_entries, " compact_lag ",
                      node_opts_.compact_lag_entries, " max_msg_bytes ", node_opts_.max_msg_bytes,
@@ -841,6 +867,7 @@ SimResult Cluster::Run() {
   for (NodeId id : founders) AddNode(id, founders);
   net_.set_faults(LinkFaults{0, 0, 1, 3});
 
+  in_chaos_ = true;
   for (int i = 0; i < opts_.chaos_steps && !Failed(); i++) {
     if (rng_.Chance(fault_per_mille_)) InjectFault();
     if (opts_.bug == "commit-old-term") {
@@ -893,6 +920,7 @@ SimResult Cluster::Run() {
     if (Failed()) break;
     Step();
   }
+  in_chaos_ = false;  // the liveness phases run fault-free
   if (!Failed() && RunHeal() && RunFlapping()) {
     net_.HealAll();
     if (RunHeal()) RunFullRestart();

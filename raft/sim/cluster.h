@@ -30,6 +30,12 @@ struct SimOptions {
   bool trace = false;     // record the trace (costs time)
   // Testing only: run the core without PreVote and CheckQuorum.
   bool disable_pre_vote = false;
+  // Per mille of Readies at which the member crashes after the messages that
+  // may leave before persisting (raft::MaySendBeforePersist: the leader's
+  // appends, which the server sends before its own write) went out and
+  // before it persisted anything. Drawn from its own generator, so 0 leaves
+  // every seed's schedule as it was.
+  uint64_t crash_mid_ready_per_mille = 0;
   // With trace: also receives each line as it happens (so a trace survives
   // the core aborting).
   std::function<void(const std::string&)> trace_line_sink;
@@ -42,6 +48,7 @@ struct SimStats {
   uint64_t dropped = 0;
   uint64_t duplicated = 0;
   uint64_t crashes = 0;
+  uint64_t mid_ready_crashes = 0;  // crashes between a Ready's early send and its write
   uint64_t partitions = 0;
   uint64_t snapshots_installed = 0;
   uint64_t conf_changes = 0;  // committed conf change entries that took effect

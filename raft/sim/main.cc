@@ -47,7 +47,7 @@ bool Flag(const char* arg, const char* name, std::string* value) {
 int Usage() {
   fprintf(stderr,
           "usage: ganglion-raft-sim --seeds=N --start-seed=S [--nodes=3|5|7] [--steps=M] "
-          "[--trace=FILE] [--bug=NAME]\n");
+          "[--trace=FILE] [--bug=NAME] [--crash-mid-ready=PER_MILLE]\n");
   return 2;
 }
 
@@ -71,6 +71,8 @@ int main(int argc, char** argv) {
       trace_path = v;
     } else if (Flag(argv[i], "--bug", &v)) {
       base.bug = v;
+    } else if (Flag(argv[i], "--crash-mid-ready", &v)) {
+      if (!absl::SimpleAtoi(v, &base.crash_mid_ready_per_mille)) return Usage();
     } else {
       return Usage();
     }

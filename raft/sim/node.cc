@@ -115,6 +115,19 @@ void SimNode::Crash() {
   deferred_hs_.reset();
 }
 
+std::vector<Message> SimNode::CrashMidReady() {
+  Ready rd = raw_->GetReady();
+  std::vector<Message> early;
+  for (Message& m : rd.messages) {
+    if (MaySendBeforePersist(m.type) ||
+        (opts_.ack_before_persist && m.type == MessageType::kAppResp)) {
+      early.push_back(std::move(m));
+    }
+  }
+  Crash();
+  return early;
+}
+
 std::optional<HardState> SimNode::FlushDeferred() {
   if (!deferred_hs_ || ++deferred_ticks_ < 2) return std::nullopt;
   storage_->SetHardState(*deferred_hs_);

@@ -54,6 +54,9 @@ struct NodeOptions {
   // durable; the hard state is written at the node's next tick, so a crash
   // in between loses it.
   bool vote_before_persist = false;
+  // Simulator-side bug: a follower's append acknowledgement is among the
+  // messages that leave before the Ready is persisted (see CrashMidReady).
+  bool ack_before_persist = false;
   uint64_t max_msg_bytes = 4096;
   size_t max_inflight_msgs = 8;
   // Off only in tests that show the flapping check needs them.
@@ -99,6 +102,10 @@ class SimNode {
   // Creates a RawNode over the storage; seed feeds its election timer.
   absl::Status Start(uint64_t seed, std::function<void(const std::string&)> event_sink);
   void Crash();
+  // Takes the next Ready, keeps only the messages that may leave before it is
+  // persisted, and crashes without persisting anything: what a member that
+  // dies during its write leaves behind. The caller sends the messages.
+  std::vector<Message> CrashMidReady();
   // Called before each tick: writes a hard state deferred since the previous
   // tick (bug mode only).
   std::optional<HardState> FlushDeferred();
