@@ -224,10 +224,18 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
   if (hard_state) batch.Put(kHardStateKey, EncodeHardState(*hard_state));
   if (batch.Count() == 0) return absl::OkStatus();
 
+  // As etcd's WAL: a Ready that only moves the commit index is written but
+  // not synced. The commit index is recomputed from the leader after a crash,
+  // and the next synced write (entries, a term, a vote, a snapshot) makes it
+  // durable before any snapshot can depend on it, since RocksDB syncs its log
+  // in order.
+  const bool must_sync = snapshot || !new_terms.empty() || keep_terms < terms_.size() ||
+                         (hard_state && (hard_state->term != hard_state_.term ||
+                                         hard_state->vote != hard_state_.vote));
   rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
+  wo.sync = options_.sync && must_sync;
   if (auto s = FromRocks(db_->Write(wo, &batch), "write"); !s.ok()) return s;
-  if (options_.sync) syncs_++;
+  if (wo.sync) syncs_++;
   first_index_ = first;
   last_index_ = last;
   compacted_term_ = compacted_term;

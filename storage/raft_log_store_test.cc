@@ -50,6 +50,31 @@ TEST(RaftLogStore, AppendReadAndReopen) {
   EXPECT_EQ(s->Entries(1, 11, raft::kNoLimit)->size(), 10u);
 }
 
+// As etcd: moving only the commit index writes without an fsync; entries, a
+// new term or a vote sync. The commit index still reads back after a reopen
+// (a process crash keeps RocksDB's unsynced log; only a power loss can undo
+// it, and the leader tells the member its commit index again).
+TEST(RaftLogStore, OnlyCommitIndexChangesSkipTheSync) {
+  TempDir dir;
+  {
+    auto s = OpenStore(dir.path());
+    ASSERT_TRUE(s->Save(raft::HardState{2, 1, 0}, Ents(1, 10, 2), std::nullopt).ok());
+    ASSERT_EQ(s->syncs(), 1u);
+    ASSERT_TRUE(s->Save(raft::HardState{2, 1, 7}, {}, std::nullopt).ok());
+    EXPECT_EQ(s->syncs(), 1u) << "a commit-only Ready needs no fsync";
+    ASSERT_TRUE(s->Save(raft::HardState{3, 1, 7}, {}, std::nullopt).ok());
+    EXPECT_EQ(s->syncs(), 2u) << "a new term is synced";
+    ASSERT_TRUE(s->Save(raft::HardState{3, 2, 7}, {}, std::nullopt).ok());
+    EXPECT_EQ(s->syncs(), 3u) << "a vote is synced";
+    ASSERT_TRUE(s->Save(raft::HardState{3, 2, 8}, Ents(11, 11, 3), std::nullopt).ok());
+    EXPECT_EQ(s->syncs(), 4u) << "entries are synced";
+    ASSERT_TRUE(s->Save(raft::HardState{3, 2, 11}, {}, std::nullopt).ok());
+    EXPECT_EQ(s->syncs(), 4u);
+  }
+  auto s = OpenStore(dir.path());
+  EXPECT_EQ(s->GetInitialState()->hard_state, (raft::HardState{3, 2, 11}));
+}
+
 TEST(RaftLogStore, ConflictingSuffixIsReplacedWhole) {
   TempDir dir;
   auto s = OpenStore(dir.path());
