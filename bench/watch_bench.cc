@@ -24,13 +24,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
+#include "bench/load/watch_load.h"
 #include "tests/support/process_cluster.h"
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 
 struct Args {
   int streams = 10;
@@ -56,11 +53,6 @@ struct Result {
   double put_p50_us = 0, put_p99_us = 0;  // the put's own latency, for comparison
 };
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t RssBytes(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string word;
@@ -74,35 +66,6 @@ int64_t RssBytes(pid_t pid) {
   return 0;
 }
 
-// One watch stream driven by the completion queue of its client thread: a
-// create request is written after the previous write completes while a read
-// is always outstanding, so 1000 streams need no 1000 threads (the client
-// must not be what the figure measures).
-struct WatchStream {
-  enum Op : uintptr_t { kStart = 0, kWrite = 1, kRead = 2 };
-  grpc::ClientContext ctx;
-  std::unique_ptr<
-      grpc::ClientAsyncReaderWriter<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>>
-      rw;
-  etcdserverpb::WatchRequest req;
-  etcdserverpb::WatchResponse resp;
-  std::vector<std::string> keys;  // one watcher per key, created in order
-  size_t next_create = 0;
-  std::vector<int64_t> latencies_ns;  // only this stream's client thread touches it
-
-  void* Tag(Op op) { return reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(this) | op); }
-  static std::pair<WatchStream*, Op> Untag(void* tag) {
-    const auto bits = reinterpret_cast<uintptr_t>(tag);
-    return {reinterpret_cast<WatchStream*>(bits & ~uintptr_t{3}), static_cast<Op>(bits & 3)};
-  }
-  void WriteNextCreate() {
-    req.Clear();
-    req.mutable_create_request()->set_key(keys[next_create++]);
-    rw->Write(req, Tag(kWrite));
-  }
-};
-static_assert(alignof(WatchStream) >= 4, "the two low bits of a stream's address tag the op");
-
 absl::StatusOr<Result> RunOnce(const std::string& binary, const Args& a) {
   ganglion::tests::ClusterOptions o;
   o.binary = binary;
@@ -114,155 +77,35 @@ absl::StatusOr<Result> RunOnce(const std::string& binary, const Args& a) {
   if (!leader.ok()) return leader.status();
   const pid_t pid = cluster.member(0).pid;
   const int64_t rss_before = RssBytes(pid);
+  int64_t rss_watching = rss_before;
 
-  // Watcher m of stream s watches key (s * watchers + m) mod keys.
-  std::vector<uint64_t> watchers_of_key(static_cast<size_t>(a.keys), 0);
-  std::vector<std::unique_ptr<WatchStream>> streams;
-  for (int s = 0; s < a.streams; s++) {
-    auto stream = std::make_unique<WatchStream>();
-    for (int m = 0; m < a.watchers; m++) {
-      const int key = (s * a.watchers + m) % a.keys;
-      stream->keys.push_back(absl::StrCat("bench/", key));
-      watchers_of_key[static_cast<size_t>(key)]++;
-    }
-    streams.push_back(std::move(stream));
-  }
+  ganglion::bench::WatchLoadOptions w;
+  w.watch_endpoints = {cluster.client_endpoint(0)};
+  w.put_endpoints = {cluster.client_endpoint(*leader)};
+  w.streams = a.streams;
+  w.watchers_per_stream = a.watchers;
+  w.keys = a.keys;
+  w.connections = a.connections;
+  w.client_threads = a.client_threads;
+  w.rate = a.rate;
+  w.writers = a.writers;
+  w.duration = std::chrono::seconds(a.seconds);
+  w.on_watching = [&] { rss_watching = RssBytes(pid); };
+  auto load = ganglion::bench::RunWatchLoad(w);
+  if (!load.ok()) return load.status();
 
-  std::atomic<uint64_t> delivered{0};
-  std::atomic<int> created{0};
-  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues;
-  std::vector<std::thread> client_threads;
-  for (int t = 0; t < a.client_threads; t++) {
-    queues.push_back(std::make_unique<grpc::CompletionQueue>());
-  }
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int c = 0; c < a.connections; c++) {
-    // Distinct channel args make distinct connections, as separate clients have.
-    grpc::ChannelArguments args;
-    args.SetInt("bench_channel", c);
-    channels.push_back(grpc::CreateCustomChannel(cluster.client_endpoint(0),
-                                                 grpc::InsecureChannelCredentials(), args));
-  }
-  for (int s = 0; s < a.streams; s++) {
-    WatchStream* stream = streams[static_cast<size_t>(s)].get();
-    auto stub = etcdserverpb::Watch::NewStub(channels[static_cast<size_t>(s % a.connections)]);
-    stream->rw =
-        stub->AsyncWatch(&stream->ctx, queues[static_cast<size_t>(s % a.client_threads)].get(),
-                         stream->Tag(WatchStream::kStart));
-  }
-  for (int t = 0; t < a.client_threads; t++) {
-    client_threads.emplace_back([&, cq = queues[static_cast<size_t>(t)].get()] {
-      void* tag = nullptr;
-      bool ok = false;
-      while (cq->Next(&tag, &ok)) {
-        auto [stream, op] = WatchStream::Untag(tag);
-        if (!ok) continue;  // cancelled at the end of the run: the stream is done
-        switch (op) {
-          case WatchStream::kStart:
-            stream->WriteNextCreate();
-            stream->rw->Read(&stream->resp, stream->Tag(WatchStream::kRead));
-            break;
-          case WatchStream::kWrite:
-            if (stream->next_create < stream->keys.size()) stream->WriteNextCreate();
-            break;
-          case WatchStream::kRead: {
-            if (stream->resp.created()) created++;
-            const int64_t now = NowNs();
-            for (const auto& ev : stream->resp.events()) {
-              int64_t sent = 0;
-              if (absl::SimpleAtoi(ev.kv().value(), &sent)) {
-                stream->latencies_ns.push_back(now - sent);
-              }
-              delivered++;
-            }
-            stream->rw->Read(&stream->resp, stream->Tag(WatchStream::kRead));
-            break;
-          }
-        }
-      }
-    });
-  }
-  for (auto deadline = Clock::now() + std::chrono::seconds(60);
-       created < a.streams * a.watchers && Clock::now() < deadline;) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  if (created < a.streams * a.watchers) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("only ", created.load(), " watchers created in 60 s"));
-  }
-  const int64_t rss_watching = RssBytes(pid);
-
-  // Open loop: `writers` threads share the rate, each on its own schedule, so
-  // a slow put delays neither the schedule nor the other writers.
-  std::atomic<uint64_t> next_key{0};
-  std::atomic<uint64_t> puts{0}, expected{0}, put_errors{0};
-  std::vector<std::vector<int64_t>> put_latencies_ns(static_cast<size_t>(a.writers));
-  std::vector<std::thread> writers;
-  const auto start = Clock::now();
-  for (int w = 0; w < a.writers; w++) {
-    writers.emplace_back([&, w] {
-      auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel(cluster.client_endpoint(*leader),
-                                                              grpc::InsecureChannelCredentials()));
-      const auto interval =
-          std::chrono::nanoseconds(1000000000LL * a.writers / std::max(1, a.rate));
-      auto next = start + interval * w / a.writers;
-      for (; next < start + std::chrono::seconds(a.seconds); next += interval) {
-        std::this_thread::sleep_until(next);
-        const uint64_t key = next_key++ % static_cast<uint64_t>(a.keys);
-        etcdserverpb::PutRequest req;
-        req.set_key(absl::StrCat("bench/", key));
-        req.set_value(std::to_string(NowNs()));
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-        etcdserverpb::PutResponse resp;
-        const int64_t sent_ns = NowNs();
-        if (kv->Put(&ctx, req, &resp).ok()) {
-          put_latencies_ns[static_cast<size_t>(w)].push_back(NowNs() - sent_ns);
-          puts++;
-          expected += watchers_of_key[key];
-        } else {
-          put_errors++;
-        }
-      }
-    });
-  }
-  for (auto& t : writers) t.join();
-  const double put_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  // Let the last events arrive (bounded), then close the streams.
-  for (auto deadline = Clock::now() + std::chrono::seconds(10);
-       delivered < expected && Clock::now() < deadline;) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  for (auto& s : streams) s->ctx.TryCancel();
-  // Each stream's outstanding read (and write) now completes with !ok; the
-  // queues drain once shut down.
-  std::this_thread::sleep_for(milliseconds(500));
-  for (auto& q : queues) q->Shutdown();
-  for (auto& t : client_threads) t.join();
-
-  std::vector<int64_t> latencies_ns;
-  for (auto& s : streams) {
-    latencies_ns.insert(latencies_ns.end(), s->latencies_ns.begin(), s->latencies_ns.end());
-  }
   Result r;
-  r.delivered = delivered;
-  r.expected = expected;
-  r.puts_per_second = static_cast<double>(puts) / put_seconds;
-  r.put_errors = put_errors;
+  r.delivered = load->delivered;
+  r.expected = load->expected;
+  const ganglion::bench::OpStats& puts = load->puts.by_kind["put"];
+  r.puts_per_second = static_cast<double>(puts.ok) / load->puts.elapsed_seconds;
+  r.put_errors = puts.failed();
   r.rss_per_watcher_bytes =
       static_cast<double>(rss_watching - rss_before) / (a.streams * a.watchers);
-  std::sort(latencies_ns.begin(), latencies_ns.end());
-  if (!latencies_ns.empty()) {
-    r.p50_us = latencies_ns[latencies_ns.size() / 2] / 1e3;
-    r.p99_us = latencies_ns[latencies_ns.size() * 99 / 100] / 1e3;
-  }
-  std::vector<int64_t> put_ns;
-  for (const auto& v : put_latencies_ns) put_ns.insert(put_ns.end(), v.begin(), v.end());
-  std::sort(put_ns.begin(), put_ns.end());
-  if (!put_ns.empty()) {
-    r.put_p50_us = put_ns[put_ns.size() / 2] / 1e3;
-    r.put_p99_us = put_ns[put_ns.size() * 99 / 100] / 1e3;
-  }
+  r.p50_us = load->delivery.Percentile(0.5) / 1e3;
+  r.p99_us = load->delivery.Percentile(0.99) / 1e3;
+  r.put_p50_us = puts.latency.Percentile(0.5) / 1e3;
+  r.put_p99_us = puts.latency.Percentile(0.99) / 1e3;
   return r;
 }
 
