@@ -2,8 +2,12 @@
 
 namespace ganglion::client {
 
-Informer::Informer(Client& client, std::string prefix, InformerHandlers handlers)
-    : client_(client), prefix_(std::move(prefix)), handlers_(std::move(handlers)) {}
+Informer::Informer(Client& client, std::string prefix, InformerHandlers handlers,
+                   size_t queue_responses_max)
+    : client_(client),
+      prefix_(std::move(prefix)),
+      handlers_(std::move(handlers)),
+      queue_responses_max_(queue_responses_max) {}
 
 Informer::~Informer() {
   Stop();
@@ -101,6 +105,8 @@ absl::Status Informer::List() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     cache_ = std::move(fresh);
+    // Counted with the cache it produced, so a reader never sees one without the other.
+    if (first_list_done_) ++relists_;
     // A member behind the one we listed before may answer an older revision;
     // the cache then already is at least as new, so the revision stays.
     synced_revision_ = std::max(synced_revision_, listed->header().revision());
@@ -110,6 +116,7 @@ absl::Status Informer::List() {
   WatchOptions options;
   options.prefix = true;
   options.prev_kv = true;
+  options.queue_responses_max = queue_responses_max_;
   options.start_revision = listed->header().revision() + 1;
   absl::StatusOr<std::unique_ptr<Watcher>> w = client_.watch().Watch(prefix_, options);
   if (!w.ok()) return w.status();
@@ -157,10 +164,6 @@ void Informer::Run() {
     }
     if (watcher_ == nullptr) {
       absl::Status relisted = List();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        ++relists_;
-      }
       if (!relisted.ok()) {
         // Back off, bounded, and try again: the cluster may be electing.
         failures = std::min(failures + 1, 5);

@@ -30,7 +30,10 @@ struct InformerHandlers {
 
 class Informer {
  public:
-  Informer(Client& client, std::string prefix, InformerHandlers handlers = {});
+  // `queue_responses_max`: the watch queue bound (see WatchOptions); a
+  // handler slower than the writes pauses the watch rather than buffering.
+  Informer(Client& client, std::string prefix, InformerHandlers handlers = {},
+           size_t queue_responses_max = 1024);
   ~Informer();  // Stop()
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
@@ -59,6 +62,7 @@ class Informer {
   Client& client_;
   const std::string prefix_;
   const InformerHandlers handlers_;
+  const size_t queue_responses_max_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

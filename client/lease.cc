@@ -111,6 +111,7 @@ class KeepAliveLoop {
       lock.unlock();
       context->TryCancel();
       stream->Finish();
+      stream.reset();  // a call must end before its context: the context dies last
       if (stopping) return;
       endpoints_->MarkUnhealthy(i, absl::Now());
       ++failures;

@@ -50,10 +50,14 @@ struct WatcherState : std::enable_shared_from_this<WatcherState> {
   size_t queue_max = 0;           // immutable
   int64_t next_rev = 0;           // 0 until the first create is confirmed, if it started "now"
   int64_t watch_id = -1;          // the server's id on the current stream; -1 if none
-  bool created_once = false;      // the first create was confirmed (Watch() returns)
-  bool pending = false;           // a create was sent and not yet answered
-  bool paused = false;            // cancelled server-side because the queue is full
-  bool done = false;              // cancelled by the user or failed: never re-created
+  int64_t sent_start_rev = 0;     // start_revision of the create in flight or in force
+  // The stream's revision when the current create was confirmed, if the watch
+  // started at or before it (it then replays history up to there); else 0.
+  int64_t catch_up_to_rev = 0;
+  bool created_once = false;  // the first create was confirmed (Watch() returns)
+  bool pending = false;       // a create was sent and not yet answered
+  bool paused = false;        // cancelled server-side because the queue is full
+  bool done = false;          // cancelled by the user or failed: never re-created
   std::deque<absl::StatusOr<WatchBatch>> queue;  // at most queue_max + 1 (the final error)
   std::condition_variable cv;
 };
@@ -147,6 +151,7 @@ class WatchStream {
     pb::WatchRequest req;
     *req.mutable_create_request() = w->create;
     req.mutable_create_request()->set_start_revision(w->next_rev);
+    w->sent_start_rev = w->next_rev;
     w->pending = true;
     w->watch_id = -1;
     pending_.push_back(w);
@@ -210,6 +215,7 @@ class WatchStream {
       lock.unlock();
       context->TryCancel();
       stream->Finish();
+      stream.reset();  // a call must end before its context: the context dies last
       if (stopping) return;
       endpoints_->MarkUnhealthy(i, absl::Now());
       ++failures;
@@ -238,13 +244,21 @@ class WatchStream {
       }
       w->watch_id = resp.watch_id();
       ids_[resp.watch_id()] = w;
+      w->catch_up_to_rev = w->sent_start_rev != 0 && w->sent_start_rev <= resp.header().revision()
+                               ? resp.header().revision()
+                               : 0;
       if (w->next_rev == 0) w->next_rev = resp.header().revision() + 1;
       w->created_once = true;
       w->cv.notify_all();
       return;
     }
     if (resp.watch_id() == kBroadcastWatchId && resp.events().empty()) {
-      for (auto& [id, w] : ids_) Deliver(*w, resp);
+      // etcd 3.4 answers a progress request at once, even while a watcher is
+      // still replaying history; its revision is then not yet true for that
+      // watcher. Only watchers known to have caught up get it.
+      for (auto& [id, w] : ids_) {
+        if (w->next_rev > w->catch_up_to_rev) Deliver(*w, resp);
+      }
       return;
     }
     auto it = ids_.find(resp.watch_id());
