@@ -129,6 +129,26 @@ absl::StatusOr<pb::AlarmResponse> MaintenanceClient::AlarmDisarm(uint64_t member
       });
 }
 
+absl::Status MaintenanceClient::Snapshot(
+    const std::string& endpoint, const std::function<absl::Status(std::string_view chunk)>& sink,
+    absl::Duration timeout) {
+  absl::StatusOr<int> i = IndexOf(endpoint);
+  if (!i.ok()) return i.status();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  AddRequireLeader(&ctx);
+  pb::SnapshotRequest req;
+  std::unique_ptr<grpc::ClientReader<pb::SnapshotResponse>> reader =
+      endpoints_->stubs(*i).maintenance->Snapshot(&ctx, req);
+  pb::SnapshotResponse chunk;
+  absl::Status sunk = absl::OkStatus();
+  while (sunk.ok() && reader->Read(&chunk)) sunk = sink(chunk.blob());
+  if (!sunk.ok()) ctx.TryCancel();
+  grpc::Status finished = reader->Finish();
+  if (!sunk.ok()) return sunk;
+  return ToAbsl(finished);
+}
+
 absl::StatusOr<pb::MoveLeaderResponse> MaintenanceClient::MoveLeader(uint64_t target_id) {
   int leader = -1;
   for (int i = 0; i < endpoints_->size() && leader < 0; ++i) {

@@ -5,11 +5,14 @@
 // would describe the wrong member.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "client/endpoints.h"
 
 namespace ganglion::client {
@@ -45,6 +48,11 @@ class MaintenanceClient {
   // Disarms `alarm` on member `member_id` (0: every member).
   absl::StatusOr<etcdserverpb::AlarmResponse> AlarmDisarm(uint64_t member_id,
                                                           etcdserverpb::AlarmType alarm);
+  // Streams a snapshot of `endpoint`'s store to `sink`, chunk by chunk; a
+  // sink error stops the transfer and is returned. Bounded by `timeout`.
+  absl::Status Snapshot(const std::string& endpoint,
+                        const std::function<absl::Status(std::string_view chunk)>& sink,
+                        absl::Duration timeout = absl::Minutes(5));
   // Hands leadership to member `target_id`. Only the leader accepts this,
   // so the call finds it first (by asking every endpoint's Status).
   absl::StatusOr<etcdserverpb::MoveLeaderResponse> MoveLeader(uint64_t target_id);

@@ -169,7 +169,9 @@ class KeepAliveLoop {
           // Unanswered renewals are repeated, but not in a tight loop.
           e.next_send = now + std::max(absl::Seconds(e.ttl_s) / 6, kRenewIntervalMin);
         }
-        wake = std::min({wake, e.expires_at, std::max(e.next_send, now + absl::Milliseconds(10))});
+        // While the stream is down the reader reconnects; look again shortly.
+        const absl::Time send_at = stream_ != nullptr ? e.next_send : now + absl::Milliseconds(100);
+        wake = std::min({wake, e.expires_at, std::max(send_at, now + absl::Milliseconds(10))});
         ++it;
       }
       if (!lost.empty()) {

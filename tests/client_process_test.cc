@@ -429,6 +429,14 @@ TEST_P(ClientApi, ClusterAndMaintenanceCalls) {
   ASSERT_TRUE(alarms.ok()) << alarms.status();
   EXPECT_EQ(alarms->alarms_size(), 0);
   EXPECT_FALSE(client_->maintenance().Status("127.0.0.1:1").ok());  // not an endpoint
+  size_t snapshot_bytes = 0;
+  absl::Status snapshot =
+      client_->maintenance().Snapshot(cluster_->client_endpoint(1), [&](std::string_view chunk) {
+        snapshot_bytes += chunk.size();
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(snapshot.ok()) << snapshot;
+  EXPECT_GT(snapshot_bytes, 0u);
 
   // Leadership moves to a follower on request.
   uint64_t target = 0;
