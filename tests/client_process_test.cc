@@ -451,7 +451,15 @@ TEST_P(ClientApi, ClusterAndMaintenanceCalls) {
 
   // A learner is added, its peer URL updated, refused promotion (it never
   // started, so it cannot be in sync), and removed.
-  auto added = client_->cluster().MemberAdd({"http://127.0.0.1:1"}, /*is_learner=*/true);
+  // etcd refuses membership changes ("unhealthy cluster") until the member
+  // serving the request has been connected to every voter for 5 s; that
+  // refusal comes before any proposal, so asking again is safe.
+  absl::StatusOr<etcdserverpb::MemberAddResponse> added;
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    added = client_->cluster().MemberAdd({"http://127.0.0.1:1"}, /*is_learner=*/true);
+    if (added.ok() || added.status().message() != "etcdserver: unhealthy cluster") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
   ASSERT_TRUE(added.ok()) << added.status();
   const uint64_t learner = added->member().id();
   EXPECT_TRUE(added->member().islearner());
