@@ -16,6 +16,9 @@ Client::Client(std::shared_ptr<EndpointSet> endpoints)
       cluster_(endpoints),
       maintenance_(endpoints) {}
 
-Client::~Client() = default;
+Client::~Client() {
+  // The last reference to a channel must not be dropped on a gRPC thread.
+  endpoints_->inflight()->WaitIdle();
+}
 
 }  // namespace ganglion::client

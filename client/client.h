@@ -27,7 +27,9 @@ class Client {
  public:
   // Validates the config and creates the channels; dials nothing yet.
   static absl::StatusOr<std::unique_ptr<Client>> Create(const ClientConfig& config);
-  ~Client();  // stops the watch and keep-alive threads
+  // Waits for calls in flight to finish, then stops the watch and keep-alive
+  // threads. Never destroy a Client from one of its own callbacks.
+  ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 

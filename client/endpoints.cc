@@ -34,7 +34,18 @@ class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
         attempt_(std::move(attempt)),
         finish_(std::move(finish)),
         pinned_endpoint_(pinned_endpoint),
-        deadline_(absl::Now() + absl::FromChrono(endpoints_->config().request_timeout)) {}
+        deadline_(absl::Now() + absl::FromChrono(endpoints_->config().request_timeout)),
+        inflight_(endpoints_->inflight()) {
+    inflight_->Begin();
+  }
+
+  // Runs on a gRPC thread. Everything that holds a channel (the context, the
+  // endpoint set) goes before the Client is told the call is over.
+  ~UnaryCall() {
+    context_.reset();
+    endpoints_.reset();
+    inflight_->End();
+  }
 
   void Start() {
     const absl::Time now = absl::Now();
@@ -97,12 +108,13 @@ class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
     });
   }
 
-  const std::shared_ptr<EndpointSet> endpoints_;
+  std::shared_ptr<EndpointSet> endpoints_;  // released first by the destructor
   const Idempotency idempotency_;
   const Attempt attempt_;
   const std::function<void(grpc::Status)> finish_;
   const int pinned_endpoint_;
   const absl::Time deadline_;
+  const std::shared_ptr<InflightCalls> inflight_;
   // Touched only by the one attempt or alarm callback running at a time.
   int attempts_ = 0;  // at most kAttemptsMax
   std::unique_ptr<grpc::ClientContext> context_;

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,31 @@ struct Stubs {
   std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
 };
 
+// Counts the unary calls in flight, so the Client can wait for them before
+// it lets its channels go: a channel whose last reference dies on one of
+// gRPC's callback threads makes gRPC join that very thread (a known gRPC
+// crash at shutdown).
+class InflightCalls {
+ public:
+  void Begin() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++count_;
+  }
+  void End() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--count_ == 0) idle_.notify_all();
+  }
+  void WaitIdle() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return count_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int64_t count_ = 0;  // guarded by mu_
+};
+
 class EndpointSet {
  public:
   // Creates one channel per endpoint (nothing is dialed yet).
@@ -83,6 +109,7 @@ class EndpointSet {
   int Find(const std::string& address) const;
 
   const ClientConfig& config() const { return config_; }
+  const std::shared_ptr<InflightCalls>& inflight() const { return inflight_; }
 
  private:
   struct Health {
@@ -96,6 +123,8 @@ class EndpointSet {
   std::vector<std::unique_ptr<Stubs>> stubs_;             // immutable after Create
   const absl::Duration backoff_;
   const absl::Duration backoff_max_;
+
+  const std::shared_ptr<InflightCalls> inflight_ = std::make_shared<InflightCalls>();
 
   mutable std::mutex mu_;
   std::vector<Health> health_;  // guarded by mu_
