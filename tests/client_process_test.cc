@@ -405,6 +405,32 @@ TEST_P(ClientApi, LeasesGrantListRenewExpireAndReportLoss) {
   EXPECT_TRUE((*handle)->lost());
 }
 
+// Read-your-writes for leases through a follower: a lease whose grant the
+// follower acknowledged is known to the leader, which answers TimeToLive and
+// renewals (etcd makes its leader apply what it committed before answering).
+TEST_P(ClientApi, LeaseIsKnownRightAfterItsGrantThroughAFollower) {
+  absl::StatusOr<int> leader = cluster_->LeaderIndex();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  auto follower = Connect({cluster_->client_endpoint((*leader + 1) % cluster_->size())});
+  ASSERT_NE(follower, nullptr);
+  int unknown_ttl = 0;
+  int unknown_renew = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto granted = follower->lease().Grant(10);
+    ASSERT_TRUE(granted.ok()) << granted.status();
+    auto ttl = follower->lease().TimeToLive(granted->id());
+    ASSERT_TRUE(ttl.ok()) << ttl.status();
+    if (ttl->ttl() <= 0) ++unknown_ttl;
+    auto granted_again = follower->lease().Grant(10);
+    ASSERT_TRUE(granted_again.ok());
+    if (!follower->lease().KeepAliveOnce(granted_again->id()).ok()) ++unknown_renew;
+    ASSERT_TRUE(follower->lease().Revoke(granted->id()).ok());
+    ASSERT_TRUE(follower->lease().Revoke(granted_again->id()).ok());
+  }
+  EXPECT_EQ(unknown_ttl, 0);
+  EXPECT_EQ(unknown_renew, 0);
+}
+
 TEST_P(ClientApi, ClusterAndMaintenanceCalls) {
   auto members = client_->cluster().MemberList();
   ASSERT_TRUE(members.ok()) << members.status();
