@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -322,15 +323,21 @@ absl::Status Server::StartThreads() {
     for (const peer::Member& m : membership_.List()) *reply.add_members() = m;
     return reply;
   };
-  to.on_lease_renew = [this](int64_t id) -> absl::StatusOr<int64_t> {
+  to.on_lease_renew = [this](const peer::LeaseRenewRequest& req) -> absl::StatusOr<int64_t> {
     if (leader_.load() != member_id_) return absl::FailedPreconditionError(kErrNotLeader);
-    auto ttl = lessor_->Renew(id, lease::Clock::now());
+    if (!WaitApplied(req.min_applied_index(), kForwardedLeaseApplyWait)) {
+      return absl::UnavailableError(kErrTimeout);
+    }
+    auto ttl = lessor_->Renew(req.id(), lease::Clock::now());
     if (ttl.ok()) metrics_->lease_renewed_total->Inc();
     return ttl;
   };
   to.on_lease_ttl =
       [this](const peer::LeaseTtlRequest& req) -> absl::StatusOr<peer::LeaseTtlReply> {
     if (leader_.load() != member_id_) return absl::FailedPreconditionError(kErrNotLeader);
+    if (!WaitApplied(req.min_applied_index(), kForwardedLeaseApplyWait)) {
+      return absl::UnavailableError(kErrTimeout);
+    }
     auto t = lessor_->GetTimeToLive(req.id(), req.keys(), lease::Clock::now());
     if (!t.ok()) return t.status();
     peer::LeaseTtlReply reply;
@@ -676,6 +683,19 @@ void Server::IssueReadIndex() {
   });
 }
 
+bool Server::WaitApplied(uint64_t index, std::chrono::milliseconds timeout) {
+  auto applied = std::make_shared<std::promise<void>>();
+  std::future<void> done = applied->get_future();
+  {
+    std::lock_guard lock(read_mu_);
+    // NotifyApplied stores the index before it takes read_mu_, so a waiter
+    // added after this check is always seen by the NotifyApplied that passes it.
+    if (applied_index_.load() >= index) return true;
+    applied_waiters_.emplace(index, [applied] { applied->set_value(); });
+  }
+  return done.wait_for(timeout) == std::future_status::ready;
+}
+
 void Server::NotifyApplied(uint64_t index) {
   applied_index_ = index;
   std::vector<std::function<void()>> ready;
@@ -838,7 +858,7 @@ void Server::LeaseRenew(int64_t id, std::function<void(absl::StatusOr<int64_t>)>
     done(ttl.ok() || ttl.status().code() == absl::StatusCode::kNotFound ? ttl : NoLeader());
     return;
   }
-  transport_->ForwardLeaseRenew(leader, id, std::move(done));
+  transport_->ForwardLeaseRenew(leader, id, applied_index_.load(), std::move(done));
 }
 
 void Server::LeaseTimeToLive(int64_t id, bool keys,
@@ -853,7 +873,8 @@ void Server::LeaseTimeToLive(int64_t id, bool keys,
     return;
   }
   transport_->ForwardLeaseTimeToLive(
-      leader, id, keys, [done = std::move(done)](absl::StatusOr<peer::LeaseTtlReply> r) {
+      leader, id, keys, applied_index_.load(),
+      [done = std::move(done)](absl::StatusOr<peer::LeaseTtlReply> r) {
         if (!r.ok()) {
           done(r.status());
           return;

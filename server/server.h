@@ -224,6 +224,12 @@ class Server {
   void RestoreSnapshot(const raft::Snapshot& snapshot);
   void MaybeSnapshot();
   void NotifyApplied(uint64_t index);
+  // Blocks until this member has applied `index`, at most `timeout`; false if
+  // it had not by then. For the peer service's (synchronous) lease handlers.
+  bool WaitApplied(uint64_t index, std::chrono::milliseconds timeout);
+  // How long the leader waits to apply what a forwarding follower applied
+  // before it answers a forwarded lease query (well under the forward's 5 s).
+  static constexpr std::chrono::milliseconds kForwardedLeaseApplyWait{2000};
 
   // Proposals and reads.
   uint64_t NextRequestId();

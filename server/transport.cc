@@ -163,7 +163,7 @@ class Transport::Service final : public peer::Peer::Service {
     if (!t_->options_.on_lease_renew) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "leases not served");
     }
-    auto ttl = t_->options_.on_lease_renew(req->id());
+    auto ttl = t_->options_.on_lease_renew(*req);
     if (!ttl.ok()) {
       return grpc::Status(static_cast<grpc::StatusCode>(ttl.status().code()),
                           std::string(ttl.status().message()));
@@ -740,7 +740,7 @@ std::shared_ptr<Transport::PeerLink> Transport::LinkFor(raft::NodeId to) const {
   return it->second;
 }
 
-void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id,
+void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id, uint64_t min_applied_index,
                                   std::function<void(absl::StatusOr<int64_t>)> done) {
   std::shared_ptr<PeerLink> link = LinkFor(to);
   if (!link) {
@@ -750,6 +750,7 @@ void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id,
   auto call = std::make_shared<ForwardedCall<peer::LeaseRenewRequest, peer::LeaseRenewReply>>();
   call->req.set_cluster_id(options_.cluster_id);
   call->req.set_id(id);
+  call->req.set_min_applied_index(min_applied_index);
   call->ctx.set_deadline(std::chrono::system_clock::now() + kForwardTimeout);
   link->stub->async()->LeaseRenew(&call->ctx, &call->req, &call->reply,
                                   [call, link, done = std::move(done)](grpc::Status s) {
@@ -762,7 +763,7 @@ void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id,
 }
 
 void Transport::ForwardLeaseTimeToLive(
-    raft::NodeId to, int64_t id, bool keys,
+    raft::NodeId to, int64_t id, bool keys, uint64_t min_applied_index,
     std::function<void(absl::StatusOr<peer::LeaseTtlReply>)> done) {
   std::shared_ptr<PeerLink> link = LinkFor(to);
   if (!link) {
@@ -773,6 +774,7 @@ void Transport::ForwardLeaseTimeToLive(
   call->req.set_cluster_id(options_.cluster_id);
   call->req.set_id(id);
   call->req.set_keys(keys);
+  call->req.set_min_applied_index(min_applied_index);
   call->ctx.set_deadline(std::chrono::system_clock::now() + kForwardTimeout);
   link->stub->async()->LeaseTimeToLive(&call->ctx, &call->req, &call->reply,
                                        [call, link, done = std::move(done)](grpc::Status s) {

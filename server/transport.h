@@ -49,7 +49,7 @@ struct TransportOptions {
   // Unset: the call fails with UNAVAILABLE.
   std::function<peer::MembersReply()> on_members;
   // Serve a follower's forwarded lease calls (this member is the leader).
-  std::function<absl::StatusOr<int64_t>(int64_t id)> on_lease_renew;
+  std::function<absl::StatusOr<int64_t>(const peer::LeaseRenewRequest&)> on_lease_renew;
   std::function<absl::StatusOr<peer::LeaseTtlReply>(const peer::LeaseTtlRequest&)> on_lease_ttl;
 
   size_t queue_messages_max = 4096;           // per peer; beyond it Send drops
@@ -110,11 +110,12 @@ class Transport {
   TransportMetrics metrics() const;
 
   // Forward a lease keep-alive / time-to-live query to peer `to` (the
-  // leader). `done` runs once, on a gRPC thread, with the leader's answer or
-  // UNAVAILABLE when it cannot be reached.
-  void ForwardLeaseRenew(raft::NodeId to, int64_t id,
+  // leader), which answers once it has applied `min_applied_index`. `done`
+  // runs once, on a gRPC thread, with the leader's answer or UNAVAILABLE
+  // when it cannot be reached.
+  void ForwardLeaseRenew(raft::NodeId to, int64_t id, uint64_t min_applied_index,
                          std::function<void(absl::StatusOr<int64_t>)> done);
-  void ForwardLeaseTimeToLive(raft::NodeId to, int64_t id, bool keys,
+  void ForwardLeaseTimeToLive(raft::NodeId to, int64_t id, bool keys, uint64_t min_applied_index,
                               std::function<void(absl::StatusOr<peer::LeaseTtlReply>)> done);
 
   // Asks the member at `url` (a peer URL) for the cluster id and members
