@@ -35,9 +35,7 @@ class UnaryCall : public std::enable_shared_from_this<UnaryCall> {
         finish_(std::move(finish)),
         pinned_endpoint_(pinned_endpoint),
         deadline_(absl::Now() + absl::FromChrono(endpoints_->config().request_timeout)),
-        inflight_(endpoints_->inflight()) {
-    inflight_->Begin();
-  }
+        inflight_(endpoints_->inflight()) {}  // RunUnary counted it in
 
   // Runs on a gRPC thread. Everything that holds a channel (the context, the
   // endpoint set) goes before the Client is told the call is over.
@@ -263,6 +261,10 @@ void RunUnary(
     std::function<void(const Stubs&, grpc::ClientContext*, std::function<void(grpc::Status)>)>
         attempt,
     std::function<void(grpc::Status)> finish, int pinned_endpoint) {
+  if (!endpoints->inflight()->TryBegin()) {
+    finish(grpc::Status(grpc::RESOURCE_EXHAUSTED, "client: too many calls in flight"));
+    return;
+  }
   auto call = std::make_shared<UnaryCall>(std::move(endpoints), idempotency, std::move(attempt),
                                           std::move(finish), pinned_endpoint);
   call->Start();

@@ -60,9 +60,15 @@ struct Stubs {
 // crash at shutdown).
 class InflightCalls {
  public:
-  void Begin() {
+  // More unary calls in flight than this per Client is a runaway caller;
+  // further calls fail at once with RESOURCE_EXHAUSTED.
+  static constexpr int64_t kCallsMax = 100000;
+
+  bool TryBegin() {
     std::lock_guard<std::mutex> lock(mu_);
+    if (count_ >= kCallsMax) return false;
     ++count_;
+    return true;
   }
   void End() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -76,7 +82,7 @@ class InflightCalls {
  private:
   std::mutex mu_;
   std::condition_variable idle_;
-  int64_t count_ = 0;  // guarded by mu_
+  int64_t count_ = 0;  // guarded by mu_; at most kCallsMax
 };
 
 class EndpointSet {
@@ -137,7 +143,8 @@ void AddRequireLeader(grpc::ClientContext* context);
 
 // One unary call with failover, asynchronous: `start(channel, context,
 // response, done)` issues a single attempt on gRPC's callback API; `finish`
-// runs once with the final outcome, on a gRPC thread (it must not block).
+// runs once with the final outcome, on a gRPC thread (it must not block), or
+// at once on the caller's thread when InflightCalls::kCallsMax are in flight.
 // Attempts are bounded (kAttemptsMax) and share the request timeout.
 template <typename Response>
 using StartAttempt = std::function<void(const Stubs&, grpc::ClientContext*, Response*,

@@ -14,6 +14,7 @@ Informer::~Informer() {
 }
 
 absl::Status Informer::Start() {
+  if (thread_.joinable()) return absl::FailedPreconditionError("client: informer already started");
   thread_ = std::thread([this] { Run(); });
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return first_list_done_; });
