@@ -1,5 +1,6 @@
 #include "server/http_endpoint.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -341,7 +342,10 @@ absl::Status MetricsHttpServer::Start() {
   }
   ports_ = std::move(ports);
   impl_->StartAccepting();
-  io_thread_ = std::thread([impl = impl_.get()] { impl->Run(); });
+  io_thread_ = std::thread([impl = impl_.get()] {
+    pthread_setname_np(pthread_self(), "http");
+    impl->Run();
+  });
   for (size_t i = 0; i < ports_.size(); ++i) {
     spdlog::info("event=metrics_listening address={} port={}", impl_->options().listen_addresses[i],
                  ports_[i]);

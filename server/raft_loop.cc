@@ -1,5 +1,6 @@
 #include "server/raft_loop.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -27,7 +28,10 @@ absl::Status RaftLoop::Start() {
   auto node = raft::RawNode::Create(c);
   if (!node.ok()) return node.status();
   node_ = *std::move(node);
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "raft-loop");
+    Run();
+  });
   return absl::OkStatus();
 }
 

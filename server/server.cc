@@ -4,6 +4,7 @@
 #include "server/server.h"
 
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -372,8 +373,14 @@ absl::Status Server::StartThreads() {
   watch_hub_ = std::make_unique<watch::Hub>(store(), wo);
 
   if (auto s = raft_loop_->Start(); !s.ok()) return s;
-  apply_thread_ = std::thread([this] { ApplyLoop(); });
-  timer_thread_ = std::thread([this] { TimerLoop(); });
+  apply_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "apply");
+    ApplyLoop();
+  });
+  timer_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "timers");
+    TimerLoop();
+  });
   spdlog::info("event=started member={} name={} cluster={} peer_listen={} applied={}",
                Hex(member_id_), config_.name, Hex(cluster_id_), transport_->port(),
                applied_index_.load());

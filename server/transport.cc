@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -386,7 +387,10 @@ absl::Status Transport::AddPeer(raft::NodeId id, const std::string& url) {
     auto it = peers_.find(id);
     if (it != peers_.end()) old = std::move(it->second);
     peers_[id] = link;
-    link->sender = std::thread([this, link] { RunSender(link); });
+    link->sender = std::thread([this, link] {
+      pthread_setname_np(pthread_self(), "peer-send");
+      RunSender(link);
+    });
   }
   if (old) StopLink(*old);
   spdlog::info("peer added member={} peer={} addr={}", Hex(options_.self_id), Hex(id),

@@ -2,6 +2,8 @@
 // API. Requests go to the member's watch::Hub; the hub queues the responses
 // (bounded per stream) and this reactor writes them one at a time, filling
 // each header's member fields.
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -60,7 +62,10 @@ class WatchReactor final
 class WatchService final : public etcdserverpb::Watch::CallbackService {
  public:
   explicit WatchService(Server* server) : server_(server) {
-    monitor_ = std::thread([this] { MonitorLoop(); });
+    monitor_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "watch-monitor");
+      MonitorLoop();
+    });
   }
   ~WatchService() override {
     {

@@ -48,6 +48,7 @@
 // in order, each with the "a" and "c" it produced.
 #include "storage/state_store.h"
 
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -1373,7 +1374,10 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   std::unique_ptr<StateStore> store(new StateStore(std::unique_ptr<rocksdb::DB>(raw), options));
   if (auto st = store->Load(); !st.ok()) return st;
   if (options.background_compaction) {
-    store->compaction_thread_ = std::thread([p = store.get()] { p->CompactionLoop(); });
+    store->compaction_thread_ = std::thread([p = store.get()] {
+      pthread_setname_np(pthread_self(), "mvcc-compact");
+      p->CompactionLoop();
+    });
   }
   return store;
 }

@@ -1,5 +1,7 @@
 #include "watch/hub.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cassert>
 #include <utility>
@@ -97,7 +99,10 @@ Hub::Hub(std::shared_ptr<storage::StateStore> store, HubOptions options)
     std::lock_guard lock(mu_);
     ResetStoreLocked(store);
   }
-  dispatcher_ = std::thread([this] { DispatchLoop(); });
+  dispatcher_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "watch-hub");
+    DispatchLoop();
+  });
 }
 
 Hub::~Hub() {
