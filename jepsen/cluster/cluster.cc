@@ -270,7 +270,7 @@ absl::Status Cluster::SpawnLocked(int i) {
   so.env = m.env;
   so.netns = lab_ ? lab_->netns(i) : "";
   so.log_path = LogPath(i);
-  auto pid = Spawn(so);
+  auto pid = spawner_.Spawn(so);
   if (!pid.ok()) return pid.status();
   m.pid = *pid;
   m.paused = false;

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "client/client.h"
 #include "jepsen/cluster/netlab.h"
+#include "jepsen/cluster/process.h"
 
 namespace ganglion::jepsen {
 
@@ -110,6 +111,7 @@ class Cluster {
   client::Client& admin();
 
   const ClusterOptions options_;
+  Spawner spawner_;  // members die with its thread; it lives as long as the cluster
   std::string net_mode_, net_note_;
   std::unique_ptr<NetLab> lab_;
   mutable std::mutex mu_;  // guards members_

@@ -109,6 +109,40 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
   return pid;
 }
 
+Spawner::Spawner() : thread_([this] { Run(); }) {}
+
+Spawner::~Spawner() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+absl::StatusOr<pid_t> Spawner::Spawn(const SpawnOptions& options) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [this] { return request_ == nullptr && !result_; });
+  request_ = &options;
+  cv_.notify_all();
+  cv_.wait(lock, [this] { return result_.has_value(); });
+  absl::StatusOr<pid_t> r = *std::move(result_);
+  result_.reset();
+  cv_.notify_all();
+  return r;
+}
+
+void Spawner::Run() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stop_ || request_ != nullptr; });
+    if (request_ == nullptr) return;
+    result_ = jepsen::Spawn(*request_);
+    request_ = nullptr;
+    cv_.notify_all();
+  }
+}
+
 void SignalGroup(pid_t pid, int signal) {
   if (pid > 0) ::kill(-pid, signal);
 }

@@ -8,7 +8,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -24,7 +28,31 @@ struct SpawnOptions {
 };
 
 // Starts the child and returns its pid (also its process group id).
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, so
+// long-lived children must be spawned from a thread that lives as long as
+// they should: see Spawner.
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
+
+// One thread that does every Spawn for its owner, so children started on
+// behalf of short-lived threads (a nemesis) are not killed when those end.
+class Spawner {
+ public:
+  Spawner();
+  ~Spawner();  // joins the thread
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
+  absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
+
+ private:
+  void Run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // One request at a time: Spawn blocks its caller until the child exists.
+  const SpawnOptions* request_ = nullptr;        // guarded by mu_
+  std::optional<absl::StatusOr<pid_t>> result_;  // guarded by mu_
+  bool stop_ = false;                            // guarded by mu_
+  std::thread thread_;
+};
 
 // Sends `signal` to the process group of `pid`.
 void SignalGroup(pid_t pid, int signal);
