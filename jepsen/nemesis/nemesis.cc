@@ -278,13 +278,15 @@ absl::StatusOr<std::function<absl::Status()>> Nemesis::Inject(const std::string&
     if (!current.ok()) return current.status();
     int64_t rev = *current - 1;
     if (options_.compaction_floor) rev = std::min(rev, options_.compaction_floor());
-    if (rev < 2) {
+    if (rev < 2 || rev <= compacted_revision_) {
+      // A watcher still needs what is left, or it is compacted already.
       detail = "nothing to compact";
       return std::function<absl::Status()>();
     }
     detail = absl::StrCat("compact to rev ", rev, " (current ", *current, ")");
     auto r = cluster_.Compact(rev);
     if (!r.ok()) return r.status();
+    compacted_revision_ = rev;
     return std::function<absl::Status()>();
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown fault ", fault));

@@ -73,7 +73,8 @@ class Nemesis {
   Cluster& cluster_;
   const NemesisOptions options_;
   std::function<int64_t()> now_ns_;
-  std::mt19937_64 rng_;  // nemesis thread only
+  std::mt19937_64 rng_;             // nemesis thread only
+  int64_t compacted_revision_ = 0;  // nemesis thread only
   std::thread thread_;
   std::mutex mu_;  // guards stop_ with cv_, and intervals_
   std::condition_variable cv_;
