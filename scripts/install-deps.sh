@@ -10,6 +10,8 @@ packages=(
   librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libssl-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # the fault-injection harness: clock skew on one member, network namespaces and rules
+  faketime libfaketime iproute2 iptables
   nlohmann-json3-dev libboost-dev libcli11-dev
   # etcd: the reference peer, its client, and its canonical .proto files
   etcd-server etcd-client golang-etcd-server-dev

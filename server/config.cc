@@ -68,6 +68,16 @@ constexpr FlagSpec kFlags[] = {
      "new leader does not restart them from their full TTL."},
     {"experimental-enable-lease-checkpoint", FlagKind::kBool, "true",
      "Accepted for etcd compatibility: ganglion always checkpoints leases."},
+    {"experimental-fault-injection", FlagKind::kBool, "false",
+     "Ganglion, tests only: serve GET/PUT /debug/fault on the metrics listener, which sets "
+     "rules that drop peer messages to or from given members (a network partition without "
+     "a network)."},
+    {"unsafe-no-fsync", FlagKind::kBool, "false",
+     "Ganglion, tests only, UNSAFE: acknowledge writes the Raft log has not made durable "
+     "(no fsync, no RocksDB WAL), so a crash loses them."},
+    {"unsafe-local-linearizable-reads", FlagKind::kBool, "false",
+     "Ganglion, tests only, UNSAFE: serve linearizable reads from local state without "
+     "ReadIndex, so a member that is behind or partitioned answers stale data."},
     {"log-level", FlagKind::kString, "info",
      "Configures log level. Only supports debug, info, warn, error, panic, or fatal."},
     {"version", FlagKind::kBool, "false", "Print the version and exit."},
@@ -173,6 +183,10 @@ absl::Status Validate(ServerConfig& c, bool advertise_client_unset) {
   if (advertise_client_unset) {
     return absl::InvalidArgumentError(
         "--advertise-client-urls is required when --listen-client-urls is set explicitly");
+  }
+  if (c.experimental_fault_injection && c.listen_metrics_urls.empty()) {
+    return absl::InvalidArgumentError(
+        "--experimental-fault-injection needs --listen-metrics-urls (its endpoint lives there)");
   }
   static const std::set<std::string> kLevels = {"debug", "info", "warn", "error", "panic", "fatal"};
   if (!kLevels.contains(c.log_level)) {
@@ -394,6 +408,9 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
         }
         if (name == "version") c.print_version = b;
         if (name == "help") c.print_help = b;
+        if (name == "experimental-fault-injection") c.experimental_fault_injection = b;
+        if (name == "unsafe-no-fsync") c.unsafe_no_fsync = b;
+        if (name == "unsafe-local-linearizable-reads") c.unsafe_local_linearizable_reads = b;
         break;
       }
       case FlagKind::kUint: {

@@ -68,6 +68,13 @@ struct ServerConfig {
   std::string restore_snapshot;
   uint64_t lease_checkpoint_interval_ms = 300000;
 
+  // Tests only. The fault endpoint needs --listen-metrics-urls; the unsafe
+  // flags exist so the fault-injection harness can show it catches what they
+  // break, and main() logs them loudly.
+  bool experimental_fault_injection = false;
+  bool unsafe_no_fsync = false;
+  bool unsafe_local_linearizable_reads = false;
+
   bool print_version = false;
   bool print_help = false;
 

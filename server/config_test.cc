@@ -219,6 +219,32 @@ TEST(ConfigTest, LogLevel) {
             "fatal)");
 }
 
+TEST(ConfigTest, TestOnlyFlagsAreOffUnlessGiven) {
+  auto c = ParseFlags(Args{});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->experimental_fault_injection);
+  EXPECT_FALSE(c->unsafe_no_fsync);
+  EXPECT_FALSE(c->unsafe_local_linearizable_reads);
+
+  c = ParseFlags(Args{"--unsafe-no-fsync", "--unsafe-local-linearizable-reads=true",
+                      "--experimental-fault-injection",
+                      "--listen-metrics-urls=http://127.0.0.1:0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->experimental_fault_injection);
+  EXPECT_TRUE(c->unsafe_no_fsync);
+  EXPECT_TRUE(c->unsafe_local_linearizable_reads);
+
+  c = ParseFlags(Args{"--unsafe-no-fsync=false"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->unsafe_no_fsync);
+}
+
+TEST(ConfigTest, FaultInjectionNeedsTheMetricsListener) {
+  EXPECT_EQ(
+      ErrorOf({"--experimental-fault-injection"}),
+      "--experimental-fault-injection needs --listen-metrics-urls (its endpoint lives there)");
+}
+
 TEST(ConfigTest, LocalNameMustBeInInitialCluster) {
   EXPECT_EQ(ErrorOf({"--name=z", "--initial-cluster=a=http://h:1"}),
             "couldn't find local name \"z\" in the initial cluster configuration");

@@ -290,6 +290,24 @@ Response MetricsHttpServer::Impl::Handle(const http::request<http::string_body>&
   unsigned version = req.version();
   bool keep_alive = req.keep_alive();
 
+  if (path == "/debug/fault" && options_.fault_injection) {
+    const bool set = req.method() == http::verb::put;
+    if (!set && req.method() != http::verb::get) {
+      Response res =
+          MakeError(http::status::method_not_allowed, version, keep_alive, kMethodNotAllowedBody);
+      res.set(http::field::allow, "GET, PUT");
+      if (req.method() == http::verb::head) res.body().clear();
+      return res;
+    }
+    size_t q = target.find('?');
+    auto answer = options_.fault_injection(
+        set, q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+    if (!answer.ok()) {
+      return MakeError(http::status::bad_request, version, keep_alive,
+                       absl::StrCat(answer.status().message(), "\n"));
+    }
+    return MakeResponse(http::status::ok, version, keep_alive, kTextPlain, *std::move(answer));
+  }
   if (path != "/metrics" && path != "/health") {
     return MakeError(http::status::not_found, version, keep_alive, kNotFoundBody);
   }

@@ -14,10 +14,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "server/metrics.h"
 
 namespace ganglion::server {
@@ -34,6 +36,11 @@ struct MetricsHttpOptions {
   // Runs on the I/O thread for every GET /health: must be quick and must not
   // block, or /metrics stalls with it.
   std::function<HealthResult()> health;
+  // Tests only (ganglion --experimental-fault-injection); unset, the path
+  // does not exist. GET /debug/fault calls it with set = false; PUT
+  // /debug/fault?<query> with set = true and the query string. It answers
+  // the body to send (200) or an error (400 with its message).
+  std::function<absl::StatusOr<std::string>(bool set, std::string_view query)> fault_injection;
 
   // Connections beyond this are closed as soon as they are accepted.
   size_t connections_max = 64;

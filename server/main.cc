@@ -82,6 +82,22 @@ int Run(int argc, char** argv) {
       return 1;
     }
   }
+  // Test-only flags, said loudly so a log of a production member shows them.
+  if (config->unsafe_no_fsync) {
+    spdlog::critical(
+        "event=unsafe_flag flag=--unsafe-no-fsync: writes are acknowledged before they are "
+        "durable; a crash loses them. FOR TESTS ONLY.");
+  }
+  if (config->unsafe_local_linearizable_reads) {
+    spdlog::critical(
+        "event=unsafe_flag flag=--unsafe-local-linearizable-reads: linearizable reads are served "
+        "from local state without ReadIndex and may be stale. FOR TESTS ONLY.");
+  }
+  if (config->experimental_fault_injection) {
+    spdlog::warn(
+        "event=test_flag flag=--experimental-fault-injection: /debug/fault on the metrics "
+        "listener can cut this member off its peers. FOR TESTS ONLY.");
+  }
   ganglion::server::ServerOptions options;
   options.lease_checkpoint_interval =
       std::chrono::milliseconds(config->lease_checkpoint_interval_ms);
@@ -134,6 +150,16 @@ int Run(int argc, char** argv) {
       }
       return h;
     };
+    if (config->experimental_fault_injection) {
+      mo.fault_injection = [s](bool set, std::string_view query) -> absl::StatusOr<std::string> {
+        if (set) {
+          auto rules = ganglion::server::ParsePeerFaultRules(query);
+          if (!rules.ok()) return rules.status();
+          s->SetPeerFaultRules(*std::move(rules));
+        }
+        return ganglion::server::FormatPeerFaultRules(s->peer_fault_rules()) + "\n";
+      };
+    }
     metrics_http = std::make_unique<ganglion::server::MetricsHttpServer>(
         &(*server)->metrics_registry(), std::move(mo));
     if (auto st = metrics_http->Start(); !st.ok()) {

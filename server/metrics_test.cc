@@ -371,6 +371,40 @@ TEST_F(MetricsHttpTest, UnknownPathIs404AndOtherMethods405) {
   EXPECT_EQ(client.Send(http::verb::get, "/health").result(), http::status::ok);
 }
 
+TEST_F(MetricsHttpTest, FaultEndpointExistsOnlyWhenEnabled) {
+  {
+    MetricsHttpServer server(&registry_, Options());
+    ASSERT_TRUE(server.Start().ok());
+    Client client(server.ports()[0]);
+    EXPECT_EQ(client.Send(http::verb::get, "/debug/fault").result(), http::status::not_found);
+    EXPECT_EQ(client.Send(http::verb::put, "/debug/fault?drop_to=1").result(),
+              http::status::not_found);
+  }
+  MetricsHttpOptions options = Options();
+  std::vector<std::pair<bool, std::string>> calls;
+  options.fault_injection = [&](bool set, std::string_view query) -> absl::StatusOr<std::string> {
+    calls.emplace_back(set, std::string(query));
+    if (query == "bad") return absl::InvalidArgumentError("bad rule");
+    return std::string("rules\n");
+  };
+  MetricsHttpServer server(&registry_, options);
+  ASSERT_TRUE(server.Start().ok());
+  Client client(server.ports()[0]);
+  auto got = client.Send(http::verb::get, "/debug/fault");
+  EXPECT_EQ(got.result(), http::status::ok);
+  EXPECT_EQ(got.body(), "rules\n");
+  EXPECT_EQ(client.Send(http::verb::put, "/debug/fault?drop_to=a1&drop_from=").result(),
+            http::status::ok);
+  auto bad = client.Send(http::verb::put, "/debug/fault?bad");
+  EXPECT_EQ(bad.result(), http::status::bad_request);
+  EXPECT_EQ(bad.body(), "bad rule\n");
+  EXPECT_EQ(client.Send(http::verb::post, "/debug/fault").result(),
+            http::status::method_not_allowed);
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0], std::make_pair(false, std::string()));
+  EXPECT_EQ(calls[1], std::make_pair(true, std::string("drop_to=a1&drop_from=")));
+}
+
 TEST_F(MetricsHttpTest, KeepAliveAndClose) {
   MetricsHttpServer server(&registry_, Options());
   ASSERT_TRUE(server.Start().ok());

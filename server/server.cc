@@ -139,7 +139,10 @@ absl::Status Server::Open() {
     }
   }
 
-  auto log = storage::RaftLogStore::Open(config_.data_dir + "/raft", {});
+  storage::RaftLogStoreOptions log_options;
+  log_options.sync = !config_.unsafe_no_fsync;
+  log_options.write_ahead_log = !config_.unsafe_no_fsync;
+  auto log = storage::RaftLogStore::Open(config_.data_dir + "/raft", log_options);
   if (!log.ok()) return log.status();
   log_store_ = *std::move(log);
   // A member of a new cluster whose log is still empty (first start, or a
@@ -659,7 +662,7 @@ void Server::Range(const etcdserverpb::RangeRequest& req,
     if (r.ok()) FillHeader(r->mutable_header(), r->header().revision());
     done(std::move(r));
   };
-  if (req.serializable()) {
+  if (req.serializable() || config_.unsafe_local_linearizable_reads) {
     run(absl::OkStatus());
   } else {
     LinearizableWait(std::move(run));

@@ -118,6 +118,9 @@ class Server {
   // cluster_id, member_id, raft_term and the given (or current) revision.
   void FillHeader(etcdserverpb::ResponseHeader* header, int64_t revision = 0) const;
   bool HasLeader() const;
+  // Tests only (--experimental-fault-injection): the peer transport's drop rules.
+  void SetPeerFaultRules(PeerFaultRules rules) { transport_->SetFaultRules(std::move(rules)); }
+  PeerFaultRules peer_fault_rules() const { return transport_->fault_rules(); }
   // This member is a learner (members table lookup; no store access).
   bool IsLearner() const;
   uint64_t leader() const;

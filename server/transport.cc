@@ -14,7 +14,10 @@
 #include <fstream>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "server/config.h"
 #include "server/peer.grpc.pb.h"
 #include "server/raft_pb.h"
@@ -141,6 +144,12 @@ class Transport::Service final : public peer::Peer::Service {
         // working link from one that is refused after every first frame.
         acknowledged = stream->Write(peer::StreamReply());
       }
+      if (t_->DropsFrom(frame.from_member_id())) {
+        // Read and dropped, so the sender sees a healthy stream that loses
+        // everything, as behind a firewall that drops packets.
+        t_->counters_.fault_dropped_messages += messages.size();
+        continue;
+      }
       t_->counters_.received_messages += messages.size();
       if (o.on_messages && !messages.empty()) o.on_messages(std::move(messages));
     }
@@ -203,6 +212,9 @@ class Transport::Service final : public peer::Peer::Service {
             CheckIds(header.cluster_id(), header.from_member_id(), header.to_member_id());
         !s.ok()) {
       return s;
+    }
+    if (t_->DropsFrom(header.from_member_id())) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fault injection: dropped");
     }
     auto message = FromProto(header.message());
     if (!message.ok() || message->type != raft::MessageType::kSnap || !message->snapshot) {
@@ -429,6 +441,10 @@ void Transport::Send(std::vector<raft::Message> messages) {
   for (raft::Message& m : messages) by_peer[m.to].push_back(&m);
   std::lock_guard<std::mutex> l(mu_);
   for (auto& [to, group] : by_peer) {
+    if (DropsTo(to)) {
+      counters_.fault_dropped_messages += group.size();
+      continue;
+    }
     auto it = peers_.find(to);
     if (it == peers_.end()) {
       counters_.dropped_messages += group.size();
@@ -567,7 +583,7 @@ void Transport::SendSnapshot(const raft::Message& m, const std::string& checkpoi
       }
     }
     auto peer = peers_.find(m.to);
-    bool can_start = !stopped_ && peer != peers_.end() &&
+    bool can_start = !stopped_ && peer != peers_.end() && !DropsTo(m.to) &&
                      snapshot_sends_.size() < options_.snapshot_sends_max &&
                      m.type == raft::MessageType::kSnap && m.snapshot.has_value();
     if (can_start) {
@@ -716,6 +732,7 @@ TransportMetrics Transport::metrics() const {
   m.snapshot_bytes_received = counters_.snapshot_bytes_received;
   m.snapshots_sent = counters_.snapshots_sent;
   m.snapshots_failed = counters_.snapshots_failed;
+  m.fault_dropped_messages = counters_.fault_dropped_messages;
   return m;
 }
 
@@ -747,7 +764,7 @@ std::shared_ptr<Transport::PeerLink> Transport::LinkFor(raft::NodeId to) const {
 void Transport::ForwardLeaseRenew(raft::NodeId to, int64_t id, uint64_t min_applied_index,
                                   std::function<void(absl::StatusOr<int64_t>)> done) {
   std::shared_ptr<PeerLink> link = LinkFor(to);
-  if (!link) {
+  if (!link || DropsTo(to)) {
     done(absl::UnavailableError("etcdserver: no leader"));
     return;
   }
@@ -770,7 +787,7 @@ void Transport::ForwardLeaseTimeToLive(
     raft::NodeId to, int64_t id, bool keys, uint64_t min_applied_index,
     std::function<void(absl::StatusOr<peer::LeaseTtlReply>)> done) {
   std::shared_ptr<PeerLink> link = LinkFor(to);
-  if (!link) {
+  if (!link || DropsTo(to)) {
     done(absl::UnavailableError("etcdserver: no leader"));
     return;
   }
@@ -788,6 +805,61 @@ void Transport::ForwardLeaseTimeToLive(
                                            done(std::move(call->reply));
                                          }
                                        });
+}
+
+absl::StatusOr<PeerFaultRules> ParsePeerFaultRules(std::string_view query) {
+  PeerFaultRules rules;
+  for (absl::string_view param :
+       absl::StrSplit(absl::string_view(query.data(), query.size()), '&', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(param, absl::MaxSplits('=', 1));
+    std::set<raft::NodeId>* target = kv.first == "drop_to"     ? &rules.drop_to
+                                     : kv.first == "drop_from" ? &rules.drop_from
+                                                               : nullptr;
+    if (target == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown parameter \"", kv.first, "\""));
+    }
+    for (absl::string_view id : absl::StrSplit(kv.second, ',', absl::SkipEmpty())) {
+      uint64_t n = 0;
+      if (!absl::SimpleHexAtoi(id, &n) || n == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("bad member id \"", id, "\""));
+      }
+      target->insert(n);
+    }
+  }
+  return rules;
+}
+
+std::string FormatPeerFaultRules(const PeerFaultRules& rules) {
+  auto hex = [](const std::set<raft::NodeId>& ids) {
+    return absl::StrJoin(
+        ids, ",", [](std::string* out, raft::NodeId id) { absl::StrAppend(out, absl::Hex(id)); });
+  };
+  return absl::StrCat("drop_to=", hex(rules.drop_to), "&drop_from=", hex(rules.drop_from));
+}
+
+bool Transport::DropsTo(raft::NodeId id) const {
+  if (!faults_active_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard<std::mutex> l(fault_mu_);
+  return fault_rules_.drop_to.contains(id);
+}
+
+bool Transport::DropsFrom(raft::NodeId id) const {
+  if (!faults_active_.load(std::memory_order_relaxed)) return false;
+  std::lock_guard<std::mutex> l(fault_mu_);
+  return fault_rules_.drop_from.contains(id);
+}
+
+void Transport::SetFaultRules(PeerFaultRules rules) {
+  std::lock_guard<std::mutex> l(fault_mu_);
+  spdlog::warn("event=fault_rules {}", FormatPeerFaultRules(rules));
+  faults_active_ = !rules.drop_to.empty() || !rules.drop_from.empty();
+  fault_rules_ = std::move(rules);
+}
+
+PeerFaultRules Transport::fault_rules() const {
+  std::lock_guard<std::mutex> l(fault_mu_);
+  return fault_rules_;
 }
 
 absl::StatusOr<peer::MembersReply> Transport::FetchMembers(const std::string& url,

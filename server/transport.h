@@ -13,11 +13,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "raft/types.h"
 #include "server/peer.pb.h"
 
@@ -72,8 +75,23 @@ struct TransportMetrics {
   uint64_t snapshot_bytes_sent = 0;
   uint64_t snapshot_bytes_received = 0;
   uint64_t snapshots_sent = 0;
-  uint64_t snapshots_failed = 0;  // outgoing transfers that ended with done(false)
+  uint64_t snapshots_failed = 0;        // outgoing transfers that ended with done(false)
+  uint64_t fault_dropped_messages = 0;  // by the fault-injection rules (tests only)
 };
+
+// Test-only fault injection (ganglion --experimental-fault-injection): the
+// peers whose traffic this member drops, as a network partition would. Rules
+// are per direction, so one-way partitions can be built from them.
+struct PeerFaultRules {
+  std::set<raft::NodeId> drop_to;    // messages, snapshots and lease calls to them
+  std::set<raft::NodeId> drop_from;  // frames and snapshots from them
+  bool operator==(const PeerFaultRules&) const = default;
+};
+// "drop_to=<hex id>,<hex id>&drop_from=<hex id>": the query string of PUT
+// /debug/fault. A missing parameter means an empty set.
+absl::StatusOr<PeerFaultRules> ParsePeerFaultRules(std::string_view query);
+// The same form, for GET /debug/fault and the log.
+std::string FormatPeerFaultRules(const PeerFaultRules& rules);
 
 class Transport {
  public:
@@ -108,6 +126,10 @@ class Transport {
   void Stop();
 
   TransportMetrics metrics() const;
+
+  // Replaces the fault-injection rules (empty rules: deliver everything).
+  void SetFaultRules(PeerFaultRules rules);
+  PeerFaultRules fault_rules() const;
 
   // Forward a lease keep-alive / time-to-live query to peer `to` (the
   // leader), which answers once it has applied `min_applied_index`. `done`
@@ -154,10 +176,18 @@ class Transport {
   std::vector<grpc::ClientContext*> snapshot_contexts_;
   bool snapshot_stopping_ = false;
 
+  // Cheap to check on every frame; the rules themselves under fault_mu_.
+  bool DropsTo(raft::NodeId id) const;
+  bool DropsFrom(raft::NodeId id) const;
+  std::atomic<bool> faults_active_{false};
+  mutable std::mutex fault_mu_;  // leaf lock
+  PeerFaultRules fault_rules_;   // guarded by fault_mu_
+
   struct Counters {
     std::atomic<uint64_t> sent_frames{0}, sent_messages{0}, dropped_messages{0}, stream_failures{0},
         reconnects{0}, received_messages{0}, refused_frames{0}, snapshot_bytes_sent{0},
-        snapshot_bytes_received{0}, snapshots_sent{0}, snapshots_failed{0};
+        snapshot_bytes_received{0}, snapshots_sent{0}, snapshots_failed{0},
+        fault_dropped_messages{0};
   };
   Counters counters_;  // lock-free
 };

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "server/peer.grpc.pb.h"
@@ -199,6 +200,51 @@ TEST(TransportTest, TwoMembersExchangeBatchesInOrder) {
   EXPECT_EQ(a.transport->metrics().sent_messages, kCount);
   EXPECT_EQ(a.transport->metrics().dropped_messages, 0u);
   EXPECT_EQ(b.transport->metrics().received_messages, kCount);
+}
+
+// The fault-injection rules (ganglion --experimental-fault-injection) cut one
+// direction at a time and heal without a reconnect.
+TEST(TransportTest, FaultRulesDropOneDirectionUntilCleared) {
+  Member a(1), b(2);
+  a.Start();
+  b.Start();
+  ASSERT_TRUE(a.transport->AddPeer(2, Url(b.transport->port())).ok());
+  ASSERT_TRUE(b.transport->AddPeer(1, Url(a.transport->port())).ok());
+
+  a.transport->SetFaultRules(PeerFaultRules{.drop_to = {2}, .drop_from = {}});
+  b.transport->SetFaultRules(PeerFaultRules{.drop_to = {}, .drop_from = {1}});
+  EXPECT_EQ(a.transport->fault_rules().drop_to, std::set<NodeId>{2});
+  for (uint64_t i = 0; i < 10; i++) a.transport->Send({App(1, 2, i)});
+  for (uint64_t i = 0; i < 10; i++) b.transport->Send({App(2, 1, i)});
+  ASSERT_TRUE(a.inbox.WaitFor([&] { return a.inbox.CountFromLocked(2) >= 10; }))
+      << "b -> a is not cut";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(b.inbox.CountFrom(1), 0u) << "a -> b is cut at the sender";
+  EXPECT_EQ(a.transport->metrics().fault_dropped_messages, 10u);
+
+  // Only b drops what comes from a: the frames travel and are discarded.
+  a.transport->SetFaultRules({});
+  for (uint64_t i = 0; i < 10; i++) a.transport->Send({App(1, 2, i)});
+  ASSERT_TRUE(Eventually([&] { return b.transport->metrics().fault_dropped_messages >= 10; }));
+  EXPECT_EQ(b.inbox.CountFrom(1), 0u);
+
+  b.transport->SetFaultRules({});
+  for (uint64_t i = 0; i < 10; i++) a.transport->Send({App(1, 2, i)});
+  ASSERT_TRUE(b.inbox.WaitFor([&] { return b.inbox.CountFromLocked(1) >= 10; })) << "healed";
+  ExpectInOrder(b.inbox.From(1), 1, 2, 10);
+}
+
+TEST(TransportTest, FaultRulesParseAndFormat) {
+  auto r = ParsePeerFaultRules("drop_to=a1,b2&drop_from=c3");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->drop_to, (std::set<NodeId>{0xa1, 0xb2}));
+  EXPECT_EQ(r->drop_from, std::set<NodeId>{0xc3});
+  EXPECT_EQ(FormatPeerFaultRules(*r), "drop_to=a1,b2&drop_from=c3");
+  EXPECT_EQ(ParsePeerFaultRules("drop_to=&drop_from=").value(), PeerFaultRules{});
+  EXPECT_EQ(ParsePeerFaultRules("").value(), PeerFaultRules{});
+  EXPECT_FALSE(ParsePeerFaultRules("drop=1").ok());
+  EXPECT_FALSE(ParsePeerFaultRules("drop_to=xyz").ok());
+  EXPECT_FALSE(ParsePeerFaultRules("drop_to=0").ok());
 }
 
 TEST(TransportTest, QueuedMessagesGoOutInBatchesWithinTheByteBound) {

@@ -234,6 +234,7 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
                                          hard_state->vote != hard_state_.vote));
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync && must_sync;
+  wo.disableWAL = !options_.write_ahead_log;
   if (auto s = FromRocks(db_->Write(wo, &batch), "write"); !s.ok()) return s;
   if (wo.sync) syncs_++;
   first_index_ = first;
@@ -256,6 +257,7 @@ absl::Status RaftLogStore::SetSnapshot(const raft::Snapshot& snapshot) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  wo.disableWAL = !options_.write_ahead_log;
   auto s = FromRocks(db_->Put(wo, kSnapshotKey, EncodeSnapshot(snapshot)), "write snapshot");
   if (s.ok()) snapshot_ = snapshot;
   return s;
@@ -289,6 +291,7 @@ absl::Status RaftLogStore::SetConfState(const raft::ConfState& cs) {
   snap.metadata.conf_state = cs;
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  wo.disableWAL = !options_.write_ahead_log;
   auto s = FromRocks(db_->Put(wo, kSnapshotKey, EncodeSnapshot(snap)), "write conf state");
   if (s.ok()) snapshot_ = std::move(snap);
   return s;

@@ -26,6 +26,12 @@ namespace ganglion::storage {
 struct RaftLogStoreOptions {
   // Sync every Save (fdatasync). Only tests turn this off.
   bool sync = true;
+  // RocksDB's write-ahead log. Off only for ganglion's --unsafe-no-fsync:
+  // a process killed with -9 keeps what it wrote to the page cache, so
+  // turning off sync alone loses nothing; without the WAL, writes not yet
+  // flushed from the memtable die with the process, as unsynced writes die
+  // with a machine.
+  bool write_ahead_log = true;
   // Null: the default Env. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
 };
