@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "orchestrator/api/discovery.h"
 #include "orchestrator/api/patch.h"
+#include "orchestrator/api/protobuf.h"
 #include "orchestrator/types/validation.h"
 
 namespace ganglion::orchestrator {
@@ -459,12 +460,29 @@ std::variant<Json, ApiError> ParseBody(const std::string& body) {
   return o;
 }
 
+// A create or update body: JSON, or the protobuf kubectl's typed clients send.
+std::variant<Json, ApiError> ParseObjectBody(const HttpRequest& request) {
+  if (absl::StartsWith(request.content_type, kProtobufContentType)) {
+    auto decoded = DecodeProtobufObject(request.body);
+    if (decoded.ok()) return *std::move(decoded);
+    if (absl::IsUnimplemented(decoded.status())) {
+      return ApiError{415, "UnsupportedMediaType",
+                      absl::StrCat(decoded.status().message(),
+                                   "; this server accepts application/json (use a manifest: "
+                                   "kubectl create -f)"),
+                      {}};
+    }
+    return BadRequest(std::string(decoded.status().message()));
+  }
+  return ParseBody(request.body);
+}
+
 }  // namespace
 
 ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& request) {
   const ResourceType& type = *route.type;
   if (!route.name.empty()) return MethodNotSupported(type.plural, "POST");
-  auto parsed = ParseBody(request.body);
+  auto parsed = ParseObjectBody(request);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   Json o = std::get<Json>(parsed);
   if (!o.is_object()) return BadRequest("the body of the request must be a JSON object");
@@ -648,7 +666,7 @@ Json MergeForSubresource(const ResourceType& type, const std::string& subresourc
 }  // namespace
 
 ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& request) {
-  auto parsed = ParseBody(request.body);
+  auto parsed = ParseObjectBody(request);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   Json body = std::get<Json>(std::move(parsed));
   if (!body.is_object()) return BadRequest("the body of the request must be a JSON object");
