@@ -72,10 +72,10 @@ class ApiProcessTest : public ::testing::Test {
   static CommandResult Kubectl(std::vector<std::string> args, int member = 0,
                                const std::string& stdin_data = "",
                                milliseconds timeout = kKubectlTimeout) {
-    std::vector<std::string> argv = {
-        GANGLION_KUBECTL, "--kubeconfig",
-        absl::StrCat(cluster_->data_root(), "/kubeconfig-", member), "--cache-dir",
-        absl::StrCat(cluster_->data_root(), "/kube-cache-", member)};
+    std::vector<std::string> argv = {GANGLION_KUBECTL, "--kubeconfig",
+                                     absl::StrCat(cluster_->data_root(), "/kubeconfig-", member),
+                                     "--cache-dir",
+                                     absl::StrCat(cluster_->data_root(), "/kube-cache-", member)};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv, stdin_data, timeout);
   }
@@ -103,19 +103,25 @@ class ApiProcessTest : public ::testing::Test {
     return absl::StrCat(R"(apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: )", name, R"(
-  labels: {app: )", name, R"(}
+  name: )",
+                        name, R"(
+  labels: {app: )",
+                        name, R"(}
 spec:
-  replicas: )", replicas, R"(
+  replicas: )",
+                        replicas, R"(
   selector:
-    matchLabels: {app: )", name, R"(}
+    matchLabels: {app: )",
+                        name, R"(}
   template:
     metadata:
-      labels: {app: )", name, R"(}
+      labels: {app: )",
+                        name, R"(}
     spec:
       containers:
       - name: main
-        image: )", image, R"(
+        image: )",
+                        image, R"(
         ports:
         - containerPort: 80
         env:
@@ -138,10 +144,10 @@ ProcessCluster* ApiProcessTest::cluster_ = nullptr;
 TEST_F(ApiProcessTest, ApiResourcesListsEveryResourceWithShortNames) {
   auto r = Kubectl({"api-resources"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* row : {"pods", "deployments", "replicasets", "statefulsets", "daemonsets",
-                          "services", "endpoints", "nodes", "namespaces", "configmaps",
-                          "events", "controllerrevisions", "persistentvolumes",
-                          "persistentvolumeclaims", "leases"}) {
+  for (const char* row :
+       {"pods", "deployments", "replicasets", "statefulsets", "daemonsets", "services", "endpoints",
+        "nodes", "namespaces", "configmaps", "events", "controllerrevisions", "persistentvolumes",
+        "persistentvolumeclaims", "leases"}) {
     EXPECT_TRUE(absl::StrContains(r.out, row)) << row << "\n" << r.out;
   }
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
@@ -187,8 +193,8 @@ TEST_F(ApiProcessTest, CreateThenApplyFromYamlUpdatesTheObject) {
   EXPECT_EQ(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
   EXPECT_EQ(d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 30);
   EXPECT_EQ(d["metadata"]["uid"].get<std::string>().size(), 36u);
-  EXPECT_TRUE(d["metadata"]["annotations"].contains(
-      "kubectl.kubernetes.io/last-applied-configuration"));
+  EXPECT_TRUE(
+      d["metadata"]["annotations"].contains("kubectl.kubernetes.io/last-applied-configuration"));
   auto unchanged = K({"apply", "-f", applied});
   EXPECT_EQ(unchanged.out, "deployment.apps/web unchanged\n") << unchanged.err;
   EXPECT_EQ(GetJson("deployment", "web")["metadata"]["resourceVersion"],
@@ -200,8 +206,11 @@ TEST_F(ApiProcessTest, CreateThenApplyFromYamlUpdatesTheObject) {
 }
 
 TEST_F(ApiProcessTest, GetInEveryFormatWithSelectors) {
-  ASSERT_EQ(K({"create", "-f", WriteFile("a.yaml", Pod("a", "{app: db, tier: backend}"))}).exit_code, 0);
-  ASSERT_EQ(K({"create", "-f", WriteFile("b.yaml", Pod("b", "{app: web, tier: frontend}"))}).exit_code, 0);
+  ASSERT_EQ(
+      K({"create", "-f", WriteFile("a.yaml", Pod("a", "{app: db, tier: backend}"))}).exit_code, 0);
+  ASSERT_EQ(
+      K({"create", "-f", WriteFile("b.yaml", Pod("b", "{app: web, tier: frontend}"))}).exit_code,
+      0);
   ASSERT_EQ(K({"create", "-f", WriteFile("c.yaml", Pod("c", "{app: web}"))}).exit_code, 0);
 
   auto table = K({"get", "pods"});
@@ -233,8 +242,7 @@ TEST_F(ApiProcessTest, GetInEveryFormatWithSelectors) {
   EXPECT_EQ(names({"-l", "app=web,!tier"}), "pod/c\n");
   EXPECT_EQ(names({"-l", "tier notin (frontend)"}), "pod/a\npod/c\n");
   EXPECT_EQ(names({"--field-selector", "metadata.name=b"}), "pod/b\n");
-  EXPECT_EQ(names({"--field-selector", "status.phase=Pending,metadata.name!=a"}),
-            "pod/b\npod/c\n");
+  EXPECT_EQ(names({"--field-selector", "status.phase=Pending,metadata.name!=a"}), "pod/b\npod/c\n");
   auto bad = K({"get", "pods", "--field-selector", "spec.nope=1"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(bad.err, "field label not supported: spec.nope")) << bad.err;
@@ -261,8 +269,8 @@ TEST_F(ApiProcessTest, WatchSeesAnUpdateMadeThroughAnotherMember) {
   CommandResult watched;
   // kubectl -w never exits by itself: it runs until RunCommand's deadline.
   std::thread watcher([&] {
-    watched = K({"get", "pods", "-w", "--output-watch-events", "-o", "json"}, 0,
-                milliseconds(6000));
+    watched =
+        K({"get", "pods", "-w", "--output-watch-events", "-o", "json"}, 0, milliseconds(6000));
   });
   std::this_thread::sleep_for(milliseconds(2500));
   auto labeled = K({"label", "pod", "w", "seen=yes"}, 1);
@@ -341,7 +349,8 @@ TEST_F(ApiProcessTest, DescribeLabelAndAnnotate) {
 }
 
 TEST_F(ApiProcessTest, PatchWithEachOfTheThreeTypes) {
-  ASSERT_EQ(K({"create", "-f", WriteFile("p.yaml", Deployment("p", 1, "nginx:1.25"))}).exit_code, 0);
+  ASSERT_EQ(K({"create", "-f", WriteFile("p.yaml", Deployment("p", 1, "nginx:1.25"))}).exit_code,
+            0);
   auto json_patch = K({"patch", "deployment", "p", "--type=json", "-p",
                        R"([{"op":"replace","path":"/spec/replicas","value":4}])"});
   EXPECT_EQ(json_patch.out, "deployment.apps/p patched\n") << json_patch.err;
@@ -349,8 +358,9 @@ TEST_F(ApiProcessTest, PatchWithEachOfTheThreeTypes) {
                   R"({"metadata":{"labels":{"patched":"merge"}}})"});
   EXPECT_EQ(merge.exit_code, 0) << merge.err;
   // Strategic: the container is matched by name and its env by name.
-  auto strategic = K({"patch", "deployment", "p", "-p",
-                      R"({"spec":{"template":{"spec":{"containers":[{"name":"main","env":[{"name":"EXTRA","value":"two"}]}]}}}})"});
+  auto strategic = K(
+      {"patch", "deployment", "p", "-p",
+       R"({"spec":{"template":{"spec":{"containers":[{"name":"main","env":[{"name":"EXTRA","value":"two"}]}]}}}})"});
   EXPECT_EQ(strategic.exit_code, 0) << strategic.err;
   Json d = GetJson("deployment", "p");
   EXPECT_EQ(d["spec"]["replicas"], 4);
@@ -358,14 +368,17 @@ TEST_F(ApiProcessTest, PatchWithEachOfTheThreeTypes) {
   const Json& c = d["spec"]["template"]["spec"]["containers"];
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c[0]["image"], "nginx:1.25");
-  EXPECT_EQ(c[0]["env"], (Json::parse(R"([{"name":"MODE","value":"one"},{"name":"EXTRA","value":"two"}])")));
+  EXPECT_EQ(c[0]["env"],
+            (Json::parse(R"([{"name":"MODE","value":"one"},{"name":"EXTRA","value":"two"}])")));
   // $patch: delete removes one element by its key.
-  auto remove = K({"patch", "deployment", "p", "-p",
-                   R"({"spec":{"template":{"spec":{"containers":[{"name":"main","env":[{"name":"MODE","$patch":"delete"}]}]}}}})"});
+  auto remove = K(
+      {"patch", "deployment", "p", "-p",
+       R"({"spec":{"template":{"spec":{"containers":[{"name":"main","env":[{"name":"MODE","$patch":"delete"}]}]}}}})"});
   EXPECT_EQ(remove.exit_code, 0) << remove.err;
   EXPECT_EQ(GetJson("deployment", "p")["spec"]["template"]["spec"]["containers"][0]["env"],
             (Json::parse(R"([{"name":"EXTRA","value":"two"}])")));
-  auto invalid = K({"patch", "deployment", "p", "--type=merge", "-p", R"({"spec":{"replicas":-3}})"});
+  auto invalid =
+      K({"patch", "deployment", "p", "--type=merge", "-p", R"({"spec":{"replicas":-3}})"});
   EXPECT_NE(invalid.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(invalid.err, "spec.replicas")) << invalid.err;
 }
@@ -386,18 +399,19 @@ TEST_F(ApiProcessTest, ReplaceWithAStaleResourceVersionConflicts) {
 }
 
 TEST_F(ApiProcessTest, ScaleSetsReplicas) {
-  ASSERT_EQ(K({"create", "-f", WriteFile("s.yaml", Deployment("s", 1, "nginx:1.25"))}).exit_code, 0);
+  ASSERT_EQ(K({"create", "-f", WriteFile("s.yaml", Deployment("s", 1, "nginx:1.25"))}).exit_code,
+            0);
   auto scaled = K({"scale", "deployment", "s", "--replicas=5"});
   EXPECT_EQ(scaled.out, "deployment.apps/s scaled\n") << scaled.err;
   EXPECT_EQ(GetJson("deployment", "s")["spec"]["replicas"], 5);
   auto precondition = K({"scale", "deployment", "s", "--current-replicas=2", "--replicas=3"});
   EXPECT_NE(precondition.exit_code, 0);
   EXPECT_EQ(GetJson("deployment", "s")["spec"]["replicas"], 5);
-  Json scale = Json::parse(
-      Kubectl({"get", "--raw",
-               absl::StrCat("/apis/apps/v1/namespaces/", ns_, "/deployments/s/scale")})
-          .out,
-      nullptr, false);
+  Json scale =
+      Json::parse(Kubectl({"get", "--raw",
+                           absl::StrCat("/apis/apps/v1/namespaces/", ns_, "/deployments/s/scale")})
+                      .out,
+                  nullptr, false);
   EXPECT_EQ(scale["kind"], "Scale");
   EXPECT_EQ(scale["spec"]["replicas"], 5);
   EXPECT_EQ(scale["status"]["selector"], "app=s");
@@ -417,7 +431,10 @@ TEST_F(ApiProcessTest, DeleteWithEachPropagationPolicy) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
   };
   for (const char* name : {"bg", "fg", "orphan"}) {
-    ASSERT_EQ(K({"create", "-f", WriteFile(std::string(name) + ".yaml", Deployment(name, 1, "nginx"))}).exit_code, 0);
+    ASSERT_EQ(
+        K({"create", "-f", WriteFile(std::string(name) + ".yaml", Deployment(name, 1, "nginx"))})
+            .exit_code,
+        0);
     owned_replica_set(name);
   }
   auto bg = K({"delete", "deployment", "bg"});
@@ -431,13 +448,18 @@ TEST_F(ApiProcessTest, DeleteWithEachPropagationPolicy) {
   EXPECT_FALSE(GetJson("replicaset", "orphan-rs")["metadata"].contains("ownerReferences"));
 
   // A finalizer holds the object, marked for deletion, until it is removed.
-  ASSERT_EQ(K({"create", "-f", WriteFile("f.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.com/hold]\ndata: {a: b}\n")}).exit_code, 0);
+  ASSERT_EQ(K({"create", "-f",
+               WriteFile("f.yaml",
+                         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: "
+                         "[example.com/hold]\ndata: {a: b}\n")})
+                .exit_code,
+            0);
   auto held = K({"delete", "configmap", "held", "--wait=false"});
   EXPECT_EQ(held.exit_code, 0) << held.err;
   Json marked = GetJson("configmap", "held");
   EXPECT_TRUE(marked["metadata"].contains("deletionTimestamp")) << marked.dump();
-  auto released = K({"patch", "configmap", "held", "--type=merge", "-p",
-                     R"({"metadata":{"finalizers":null}})"});
+  auto released = K(
+      {"patch", "configmap", "held", "--type=merge", "-p", R"({"metadata":{"finalizers":null}})"});
   EXPECT_EQ(released.exit_code, 0) << released.err;
   auto gone = K({"get", "configmap", "held"});
   EXPECT_TRUE(absl::StrContains(gone.err, "NotFound")) << gone.out << gone.err;
@@ -446,9 +468,9 @@ TEST_F(ApiProcessTest, DeleteWithEachPropagationPolicy) {
   ASSERT_EQ(K({"create", "-f", WriteFile("c1.yaml", Pod("c1", "{batch: one}"))}).exit_code, 0);
   ASSERT_EQ(K({"create", "-f", WriteFile("c2.yaml", Pod("c2", "{batch: one}"))}).exit_code, 0);
   ASSERT_EQ(K({"create", "-f", WriteFile("c3.yaml", Pod("c3", "{batch: two}"))}).exit_code, 0);
-  auto collection = Kubectl({"delete", "--raw",
-                             absl::StrCat("/api/v1/namespaces/", ns_,
-                                          "/pods?labelSelector=batch%3Done")});
+  auto collection =
+      Kubectl({"delete", "--raw",
+               absl::StrCat("/api/v1/namespaces/", ns_, "/pods?labelSelector=batch%3Done")});
   EXPECT_EQ(collection.exit_code, 0) << collection.err;
   EXPECT_EQ(K({"get", "pods", "-o", "name"}).out, "pod/c3\n");
 }
@@ -479,8 +501,8 @@ spec:
       << r.err;
   auto missing = K({"get", "deployment", "nope"});
   EXPECT_EQ(missing.err, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
-  auto no_ns = Kubectl({"create", "-f", WriteFile("ok.yaml", Pod("ok", "{a: b}")), "-n",
-                        "no-such-namespace"});
+  auto no_ns = Kubectl(
+      {"create", "-f", WriteFile("ok.yaml", Pod("ok", "{a: b}")), "-n", "no-such-namespace"});
   EXPECT_TRUE(absl::StrContains(no_ns.err, "namespaces \"no-such-namespace\" not found"))
       << no_ns.err;
 }
@@ -494,8 +516,8 @@ TEST_F(ApiProcessTest, AWriteThroughOneMemberIsVisibleThroughTheOthers) {
   ASSERT_EQ(K({"label", "pod", "v", "by=m3"}, 2).exit_code, 0);
   EXPECT_EQ(GetJson("pod", "v", 0)["metadata"]["labels"]["by"], "m3");
   // The object is JSON under /registry/<resource>/<namespace>/<name>, readable with etcdctl.
-  auto raw = cluster_->Etcdctl({"get", absl::StrCat("/registry/pods/", ns_, "/v"),
-                                "--print-value-only"});
+  auto raw =
+      cluster_->Etcdctl({"get", absl::StrCat("/registry/pods/", ns_, "/v"), "--print-value-only"});
   ASSERT_EQ(raw.exit_code, 0) << raw.err;
   Json stored = Json::parse(raw.out, nullptr, false);
   EXPECT_EQ(stored["kind"], "Pod");

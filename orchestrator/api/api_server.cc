@@ -89,18 +89,18 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(kHeaderBytesMax);
     parser_->body_limit(shared_->options.request_body_bytes_max);
     stream_.expires_after(kIdleTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      HttpResponse r{413, "application/json",
-                     R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
-                     R"("message":"the request body is too large","reason":"RequestEntityTooLarge",)"
-                     R"("code":413})"};
+      HttpResponse r{
+          413, "application/json",
+          R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
+          R"("message":"the request body is too large","reason":"RequestEntityTooLarge",)"
+          R"("code":413})"};
       keep_alive_ = false;
       Write(std::move(r));
       return;
@@ -125,8 +125,9 @@ class Session : public std::enable_shared_from_this<Session> {
       HttpResponse response = plan.has_value() ? std::get<HttpResponse>(std::move(*plan))
                                                : self->shared_->handler->Handle(req);
       self->shared_->in_flight.fetch_sub(1);
-      net::post(self->stream_.get_executor(),
-                [self, response = std::move(response)]() mutable { self->Write(std::move(response)); });
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->Write(std::move(response));
+      });
     });
   }
 
@@ -174,10 +175,11 @@ class Session : public std::enable_shared_from_this<Session> {
       initial = std::move(*lines);
     }
     // Headers first; events are queued behind them on the strand.
-    net::post(stream_.get_executor(), [self = shared_from_this(), initial = std::move(initial)]() mutable {
-      self->WriteWatchHeader();
-      for (auto& line : initial) self->Enqueue(std::move(line));
-    });
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), initial = std::move(initial)]() mutable {
+                self->WriteWatchHeader();
+                for (auto& line : initial) self->Enqueue(std::move(line));
+              });
     std::weak_ptr<Session> weak = shared_from_this();
     auto plan_ptr = plan_;
     ApiHandler* handler = shared_->handler.get();
@@ -189,8 +191,9 @@ class Session : public std::enable_shared_from_this<Session> {
           for (const ObjectEvent& e : events) chunk += handler->EncodeEvent(*plan_ptr, e);
           if (chunk.empty()) return;
           if (auto self = weak.lock()) {
-            net::post(self->stream_.get_executor(),
-                      [self, chunk = std::move(chunk)]() mutable { self->Enqueue(std::move(chunk)); });
+            net::post(self->stream_.get_executor(), [self, chunk = std::move(chunk)]() mutable {
+              self->Enqueue(std::move(chunk));
+            });
           }
         },
         [weak, handler](const absl::Status& why) {
@@ -219,8 +222,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void WriteWatchHeader() {
-    header_ = std::make_shared<http::response<http::empty_body>>(http::status::ok,
-                                                                 request_.version());
+    header_ =
+        std::make_shared<http::response<http::empty_body>>(http::status::ok, request_.version());
     header_->set(http::field::server, "ganglion");
     header_->set(http::field::content_type, "application/json");
     header_->set(http::field::cache_control, "no-cache, private");
@@ -236,9 +239,8 @@ class Session : public std::enable_shared_from_this<Session> {
                              });
     // The client may go away at any time; a pending read notices.
     stream_.socket().async_read_some(
-        net::buffer(discard_), [self = shared_from_this()](beast::error_code, size_t) {
-          self->Close();
-        });
+        net::buffer(discard_),
+        [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
     timer_ = std::make_unique<net::steady_timer>(stream_.get_executor());
     timer_->expires_after(absl::ToChronoMilliseconds(plan_->timeout));
     timer_->async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -361,8 +363,8 @@ class ApiServerImpl : public ApiServer {
       addresses_.push_back(absl::StrCat(bound.address().to_string(), ":", bound.port()));
       acceptors_.push_back(std::move(acceptor));
     }
-    shared_->handler = std::make_unique<ApiHandler>(
-        *shared_->store, addresses_.empty() ? "" : addresses_.front());
+    shared_->handler =
+        std::make_unique<ApiHandler>(*shared_->store, addresses_.empty() ? "" : addresses_.front());
     for (auto& a : acceptors_) Accept(*a);
     for (int i = 0; i < shared_->options.io_threads; ++i) {
       io_threads_.emplace_back([this] { io_.run(); });

@@ -35,8 +35,7 @@ Json QueryParameter(const std::string& name) {
   return {{"name", name}, {"in", "query"}, {"schema", {{"type", "string"}}}};
 }
 
-Json Operation(const ResourceType& t, const std::string& action, bool with_body,
-               bool patch_types) {
+Json Operation(const ResourceType& t, const std::string& action, bool with_body, bool patch_types) {
   Json op = {{"operationId", absl::StrCat(action, t.kind)},
              {"x-kubernetes-action", action},
              {"x-kubernetes-group-version-kind", Gvk(t)},
@@ -45,9 +44,8 @@ Json Operation(const ResourceType& t, const std::string& action, bool with_body,
   if (with_body) {
     params.push_back(QueryParameter("fieldManager"));
     params.push_back(QueryParameter("fieldValidation"));
-    const std::string ref =
-        absl::StrCat("#/components/schemas/", t.group.empty() ? "core" : t.group, ".", t.version,
-                     ".", t.kind);
+    const std::string ref = absl::StrCat(
+        "#/components/schemas/", t.group.empty() ? "core" : t.group, ".", t.version, ".", t.kind);
     Json content = Json::object();
     if (patch_types) {
       // No strategic-merge-patch here on purpose: kubectl then computes its
@@ -167,9 +165,9 @@ std::optional<Json> OpenApiV3Document(const std::string& gv_path) {
     if (GvPath(t.group, t.version) != gv_path) continue;
     served = true;
     const std::string base = "/" + gv_path;
-    const std::string collection =
-        t.namespaced ? absl::StrCat(base, "/namespaces/{namespace}/", t.plural)
-                     : absl::StrCat(base, "/", t.plural);
+    const std::string collection = t.namespaced
+                                       ? absl::StrCat(base, "/namespaces/{namespace}/", t.plural)
+                                       : absl::StrCat(base, "/", t.plural);
     const std::string item = collection + "/{name}";
     paths[collection] = {{"get", Operation(t, "list", false, false)},
                          {"post", Operation(t, "post", true, false)},

@@ -78,8 +78,8 @@ std::optional<ContinueToken> DecodeContinue(const std::string& token) {
   std::string raw;
   if (!absl::WebSafeBase64Unescape(token, &raw)) return std::nullopt;
   Json t = Json::parse(raw, nullptr, false);
-  if (!t.is_object() || !t.contains("rv") || !t["rv"].is_number_integer() ||
-      !t.contains("start") || !t["start"].is_string()) {
+  if (!t.is_object() || !t.contains("rv") || !t["rv"].is_number_integer() || !t.contains("start") ||
+      !t["start"].is_string()) {
     return std::nullopt;
   }
   return ContinueToken{t["rv"].get<int64_t>(), t["start"].get<std::string>()};
@@ -103,9 +103,10 @@ ApiHandler::ApiHandler(ObjectStore& store, std::string server_address)
 std::string ApiHandler::NewUid() {
   std::lock_guard<std::mutex> lock(random_mu_);
   uint64_t a = random_(), b = random_();
-  a = (a & 0xffffffffffff0fffull) | 0x4000ull;           // version 4
+  a = (a & 0xffffffffffff0fffull) | 0x4000ull;              // version 4
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // RFC 4122 variant
-  const std::string hex = absl::StrCat(absl::Hex(a, absl::kZeroPad16), absl::Hex(b, absl::kZeroPad16));
+  const std::string hex =
+      absl::StrCat(absl::Hex(a, absl::kZeroPad16), absl::Hex(b, absl::kZeroPad16));
   return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-", hex.substr(12, 4), "-",
                       hex.substr(16, 4), "-", hex.substr(20, 12));
 }
@@ -121,8 +122,9 @@ std::string ApiHandler::RandomSuffix() {
 
 std::string ApiHandler::KeyFor(const ResourceType& type, const std::string& namespace_name,
                                const std::string& name) const {
-  return type.namespaced ? absl::StrCat(kRegistryPrefix, type.plural, "/", namespace_name, "/", name)
-                         : absl::StrCat(kRegistryPrefix, type.plural, "/", name);
+  return type.namespaced
+             ? absl::StrCat(kRegistryPrefix, type.plural, "/", namespace_name, "/", name)
+             : absl::StrCat(kRegistryPrefix, type.plural, "/", name);
 }
 
 std::string ApiHandler::PrefixFor(const ResourceType& type,
@@ -143,10 +145,10 @@ Json ApiHandler::Decode(const StoredObject& stored) const {
 absl::Status ApiHandler::EnsureDefaultNamespaces() {
   const ResourceType* ns = FindResourceType("", "v1", "namespaces");
   for (const std::string& name : kDefaultNamespaces) {
-    Json o = {{"apiVersion", "v1"},
-              {"kind", "Namespace"},
-              {"metadata",
-               {{"name", name}, {"uid", NewUid()}, {"creationTimestamp", NowRfc3339()}}}};
+    Json o = {
+        {"apiVersion", "v1"},
+        {"kind", "Namespace"},
+        {"metadata", {{"name", name}, {"uid", NewUid()}, {"creationTimestamp", NowRfc3339()}}}};
     ns->set_defaults(o);
     auto created = store_.Create(KeyFor(*ns, "", name), o.dump());
     if (!created.ok() && !absl::IsAlreadyExists(created.status())) return created.status();
@@ -331,12 +333,12 @@ Json ScaleOf(const Json& o) {
     }
   }
   const Json* status = Find(o, {"status"});
-  return {{"kind", "Scale"},
-          {"apiVersion", "autoscaling/v1"},
-          {"metadata", scale_meta},
-          {"spec", {{"replicas", IntAt(o.value("spec", Json::object()), "replicas", 1)}}},
-          {"status",
-           {{"replicas", status ? IntAt(*status, "replicas") : 0}, {"selector", selector}}}};
+  return {
+      {"kind", "Scale"},
+      {"apiVersion", "autoscaling/v1"},
+      {"metadata", scale_meta},
+      {"spec", {{"replicas", IntAt(o.value("spec", Json::object()), "replicas", 1)}}},
+      {"status", {{"replicas", status ? IntAt(*status, "replicas") : 0}, {"selector", selector}}}};
 }
 
 }  // namespace
@@ -352,8 +354,8 @@ ApiHandler::Result ApiHandler::Get(const Route& route, const HttpRequest& reques
       if (it->second == "Object") include = IncludeObject::kObject;
       if (it->second == "None") include = IncludeObject::kNone;
     }
-    return JsonResponse(200, ToTable(*route.type, {o}, include, true,
-                                     absl::StrCat(stored->mod_revision), ""));
+    return JsonResponse(
+        200, ToTable(*route.type, {o}, include, true, absl::StrCat(stored->mod_revision), ""));
   }
   return JsonResponse(200, o);
 }
@@ -390,10 +392,9 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
   // Selectors are applied here, so a limited list may need several pages.
   const bool filtered = !labels->empty() || !fields->empty();
   while (true) {
-    const int64_t page_size =
-        limit == 0 ? (filtered ? kScanPageObjectsMax : 0)
-                   : (filtered ? std::max<int64_t>(limit, kScanPageObjectsMax)
-                               : limit - static_cast<int64_t>(items.size()));
+    const int64_t page_size = limit == 0 ? (filtered ? kScanPageObjectsMax : 0)
+                                         : (filtered ? std::max<int64_t>(limit, kScanPageObjectsMax)
+                                                     : limit - static_cast<int64_t>(items.size()));
     auto page = store_.List(prefix, start_key, page_size, revision);
     if (!page.ok()) {
       if (absl::IsOutOfRange(page.status()) && revision != 0) {
@@ -413,8 +414,8 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
     for (size_t i = 0; i < page->items.size(); ++i) {
       const StoredObject& s = page->items[i];
       Json o = Decode(s);
-      if (filtered && (!labels->Matches(Find(o, {"metadata", "labels"})) ||
-                       !fields->Matches(type, o))) {
+      if (filtered &&
+          (!labels->Matches(Find(o, {"metadata", "labels"})) || !fields->Matches(type, o))) {
         start_key = s.key + '\0';
         continue;
       }
@@ -466,7 +467,8 @@ std::variant<Json, ApiError> ParseObjectBody(const HttpRequest& request) {
     auto decoded = DecodeProtobufObject(request.body);
     if (decoded.ok()) return *std::move(decoded);
     if (absl::IsUnimplemented(decoded.status())) {
-      return ApiError{415, "UnsupportedMediaType",
+      return ApiError{415,
+                      "UnsupportedMediaType",
                       absl::StrCat(decoded.status().message(),
                                    "; this server accepts application/json (use a manifest: "
                                    "kubectl create -f)"),
@@ -492,8 +494,8 @@ ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& req
   }
   if (o.contains("apiVersion") && o["apiVersion"] != type.ApiVersion()) {
     return BadRequest(absl::StrCat("the API version in the data (", o["apiVersion"].dump(),
-                                   ") does not match the expected API version (",
-                                   type.ApiVersion(), ")"));
+                                   ") does not match the expected API version (", type.ApiVersion(),
+                                   ")"));
   }
   o["kind"] = type.kind;
   o["apiVersion"] = type.ApiVersion();
@@ -783,8 +785,8 @@ std::vector<std::pair<const ResourceType*, StoredObject>> ApiHandler::Dependents
   std::vector<std::pair<const ResourceType*, StoredObject>> out;
   // The kinds controllers create on behalf of an owner.
   for (const char* plural : {"replicasets", "pods", "controllerrevisions"}) {
-    const ResourceType* type = FindResourceType(
-        std::string(plural) == "pods" ? "" : "apps", "v1", plural);
+    const ResourceType* type =
+        FindResourceType(std::string(plural) == "pods" ? "" : "apps", "v1", plural);
     std::string start;
     while (true) {
       auto page = store_.List(PrefixFor(*type, namespace_name), start, kScanPageObjectsMax, 0);
@@ -835,10 +837,10 @@ std::variant<Json, ApiError> ApiHandler::DeleteObject(const ResourceType& type,
                                      ", UID in object meta: ", uid));
       }
       if (!want_rv.empty() && want_rv != absl::StrCat(stored->mod_revision)) {
-        return Conflict(type, name,
-                        absl::StrCat("Precondition failed: ResourceVersion in precondition: ",
-                                     want_rv, ", ResourceVersion in object meta: ",
-                                     stored->mod_revision));
+        return Conflict(
+            type, name,
+            absl::StrCat("Precondition failed: ResourceVersion in precondition: ", want_rv,
+                         ", ResourceVersion in object meta: ", stored->mod_revision));
       }
     }
     if (type.kind == "Namespace") {
@@ -893,9 +895,8 @@ std::variant<Json, ApiError> ApiHandler::DeleteObject(const ResourceType& type,
       Json marked = o;
       marked["metadata"]["deletionTimestamp"] = Rfc3339(absl::Now() + absl::Seconds(grace));
       marked["metadata"]["deletionGracePeriodSeconds"] = grace;
-      if (foreground &&
-          std::find(finalizers.begin(), finalizers.end(), "foregroundDeletion") ==
-              finalizers.end()) {
+      if (foreground && std::find(finalizers.begin(), finalizers.end(), "foregroundDeletion") ==
+                            finalizers.end()) {
         marked["metadata"]["finalizers"].push_back("foregroundDeletion");
       }
       marked["metadata"].erase("resourceVersion");
@@ -922,9 +923,9 @@ std::variant<Json, ApiError> ApiHandler::DeleteObject(const ResourceType& type,
         }
         cur["metadata"]["finalizers"] = left;
         cur["metadata"].erase("resourceVersion");
-        absl::StatusOr<int64_t> done =
-            left.empty() ? store_.Delete(key, now->mod_revision)
-                         : store_.Update(key, cur.dump(), now->mod_revision);
+        absl::StatusOr<int64_t> done = left.empty()
+                                           ? store_.Delete(key, now->mod_revision)
+                                           : store_.Update(key, cur.dump(), now->mod_revision);
         if (done.ok() || !absl::IsAborted(done.status())) break;
       }
       return marked;
@@ -994,8 +995,7 @@ std::variant<DeleteParams, ApiError> ReadDeleteParams(const HttpRequest& request
     if (!absl::SimpleAtoi(it->second, &g)) return BadRequest("invalid gracePeriodSeconds");
     p.grace_seconds = g;
   }
-  if (p.propagation != "Background" && p.propagation != "Foreground" &&
-      p.propagation != "Orphan") {
+  if (p.propagation != "Background" && p.propagation != "Foreground" && p.propagation != "Orphan") {
     return BadRequest(absl::StrCat("propagationPolicy: Unsupported value: \"", p.propagation,
                                    "\": supported values: \"Foreground\", \"Background\", "
                                    "\"Orphan\""));
@@ -1043,14 +1043,15 @@ ApiHandler::Result ApiHandler::DeleteCollection(const Route& route, const HttpRe
 std::optional<std::variant<WatchPlan, HttpResponse>> ApiHandler::PlanWatch(
     const HttpRequest& request) {
   auto watch = request.query.find("watch");
-  const bool is_watch = watch != request.query.end() &&
-                        (watch->second == "true" || watch->second == "1");
+  const bool is_watch =
+      watch != request.query.end() && (watch->second == "true" || watch->second == "1");
   if (request.method != "GET" || !is_watch) return std::nullopt;
   auto parsed = ParseRoute(request.path);
   if (!parsed) return ErrorResponse(NotFoundPath(request.path));
   if (auto* e = std::get_if<ApiError>(&*parsed)) return ErrorResponse(*e);
   const Route& route = std::get<Route>(*parsed);
-  if (!route.subresource.empty()) return ErrorResponse(MethodNotSupported(route.subresource, "watch"));
+  if (!route.subresource.empty())
+    return ErrorResponse(MethodNotSupported(route.subresource, "watch"));
   auto q = [&](const char* k) {
     auto it = request.query.find(k);
     return it == request.query.end() ? std::string() : it->second;
@@ -1064,8 +1065,8 @@ std::optional<std::variant<WatchPlan, HttpResponse>> ApiHandler::PlanWatch(
   plan.labels = *labels;
   std::string field_text = q("fieldSelector");
   if (!route.name.empty()) {
-    field_text = absl::StrCat(field_text.empty() ? "" : field_text + ",", "metadata.name=",
-                              route.name);
+    field_text =
+        absl::StrCat(field_text.empty() ? "" : field_text + ",", "metadata.name=", route.name);
   }
   auto fields = FieldSelector::Parse(field_text, *route.type);
   if (!fields.ok()) return ErrorResponse(BadRequest(std::string(fields.status().message())));
@@ -1142,8 +1143,8 @@ std::string ApiHandler::EncodeEventUnchecked(const WatchPlan& plan, const Object
     object = Decode(event.object);
     const bool now_matches = matches(object);
     bool before_matches = false;
-    const bool created = event.object.create_revision == event.object.mod_revision ||
-                         event.previous.key.empty();
+    const bool created =
+        event.object.create_revision == event.object.mod_revision || event.previous.key.empty();
     if (!created) before_matches = matches(Decode(event.previous));
     if (now_matches) {
       kind = created || !before_matches ? "ADDED" : "MODIFIED";

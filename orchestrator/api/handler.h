@@ -126,8 +126,8 @@ class ApiHandler {
                      const std::string& name) const;
   std::string PrefixFor(const ResourceType& type, const std::string& namespace_name) const;
   Json Decode(const StoredObject& stored) const;  // sets metadata.resourceVersion
-  Json ToTable(const ResourceType& type, const std::vector<Json>& objects,
-               IncludeObject include, bool with_columns, const std::string& resource_version,
+  Json ToTable(const ResourceType& type, const std::vector<Json>& objects, IncludeObject include,
+               bool with_columns, const std::string& resource_version,
                const std::string& continue_token) const;
   bool WantsTable(const HttpRequest& request) const;
   std::string NewUid();

@@ -53,8 +53,7 @@ bool IsMergedPrimitiveList(const Context& ctx, std::string_view field) {
 }
 
 bool IsDirectiveKey(absl::string_view key) {
-  return key == kPatchDirective || key == kRetainKeys ||
-         absl::StartsWith(key, kSetElementOrder) ||
+  return key == kPatchDirective || key == kRetainKeys || absl::StartsWith(key, kSetElementOrder) ||
          absl::StartsWith(key, kDeleteFromPrimitiveList);
 }
 
@@ -78,8 +77,8 @@ Json Strip(const Json& v) {
   return v;
 }
 
-absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch,
-                                             Context& ctx, int depth);
+absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch, Context& ctx,
+                                             int depth);
 
 absl::StatusOr<Json> MergeList(const Json& original, const Json& patch, Context& ctx,
                                std::string_view field, int depth) {
@@ -143,8 +142,8 @@ Json Reorder(const Json& list, const Json& order, const std::optional<std::strin
   auto rank = [&](const Json& e) -> size_t {
     for (size_t i = 0; i < order.size(); ++i) {
       if (key.has_value()) {
-        if (e.is_object() && order[i].is_object() && e.contains(*key) &&
-            order[i].contains(*key) && e[*key] == order[i][*key]) {
+        if (e.is_object() && order[i].is_object() && e.contains(*key) && order[i].contains(*key) &&
+            e[*key] == order[i][*key]) {
           return i;
         }
       } else if (e == order[i]) {
@@ -160,8 +159,8 @@ Json Reorder(const Json& list, const Json& order, const std::optional<std::strin
 }
 
 // nullopt: the map is deleted ($patch: delete).
-absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch,
-                                             Context& ctx, int depth) {
+absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch, Context& ctx,
+                                             int depth) {
   if (depth > kDepthMax) return absl::InvalidArgumentError("patch nested too deeply");
   if (!patch.is_object()) return std::optional<Json>(patch);
   const std::string directive = patch.value(std::string(kPatchDirective), "");

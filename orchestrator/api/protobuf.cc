@@ -40,11 +40,16 @@ class Reader {
     uint64_t v;
     std::string_view s;
     switch (wire_type) {
-      case 0: return Varint(v);
-      case 1: return Advance(8);
-      case 2: return Bytes(s);
-      case 5: return Advance(4);
-      default: return false;
+      case 0:
+        return Varint(v);
+      case 1:
+        return Advance(8);
+      case 2:
+        return Bytes(s);
+      case 5:
+        return Advance(4);
+      default:
+        return false;
     }
   }
 
@@ -122,7 +127,9 @@ const Message& ConfigMap() {
   return m;
 }
 
-absl::Status Malformed() { return absl::InvalidArgumentError("malformed protobuf message"); }
+absl::Status Malformed() {
+  return absl::InvalidArgumentError("malformed protobuf message");
+}
 
 absl::StatusOr<Json> Decode(std::string_view data, const Message& message, int depth);
 
@@ -185,8 +192,12 @@ absl::StatusOr<Json> Decode(std::string_view data, const Message& message, int d
       std::string_view s;
       if (wire != 2 || !r.Bytes(s)) return Malformed();
       switch (f.kind) {
-        case Kind::kString: value = std::string(s); break;
-        case Kind::kBytes: value = absl::Base64Escape(std::string(s)); break;
+        case Kind::kString:
+          value = std::string(s);
+          break;
+        case Kind::kBytes:
+          value = absl::Base64Escape(std::string(s));
+          break;
         case Kind::kTime: {
           auto t = TimeOf(s);
           if (!t.ok()) return t.status();
@@ -207,7 +218,8 @@ absl::StatusOr<Json> Decode(std::string_view data, const Message& message, int d
               f.kind == Kind::kBytesMap ? absl::Base64Escape(kv->second) : kv->second;
           continue;
         }
-        default: return Malformed();
+        default:
+          return Malformed();
       }
     }
     if (f.repeated) {

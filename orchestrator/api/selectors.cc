@@ -107,11 +107,16 @@ absl::StatusOr<LabelSelector> LabelSelector::FromJson(const Json& selector) {
       Requirement r;
       r.key = StringAt(e, "key");
       const std::string op = StringAt(e, "operator");
-      if (op == "In") r.op = Op::kIn;
-      else if (op == "NotIn") r.op = Op::kNotIn;
-      else if (op == "Exists") r.op = Op::kExists;
-      else if (op == "DoesNotExist") r.op = Op::kDoesNotExist;
-      else return absl::InvalidArgumentError(absl::StrCat("invalid operator \"", op, "\""));
+      if (op == "In")
+        r.op = Op::kIn;
+      else if (op == "NotIn")
+        r.op = Op::kNotIn;
+      else if (op == "Exists")
+        r.op = Op::kExists;
+      else if (op == "DoesNotExist")
+        r.op = Op::kDoesNotExist;
+      else
+        return absl::InvalidArgumentError(absl::StrCat("invalid operator \"", op, "\""));
       for (const Json& v : e.value("values", Json::array())) {
         if (v.is_string()) r.values.push_back(v.get<std::string>());
       }
@@ -130,8 +135,8 @@ bool LabelSelector::Matches(const Json* labels) const {
     }
     const bool has = v != nullptr;
     const std::string value = has ? v->get<std::string>() : "";
-    const bool in_values = has && std::find(r.values.begin(), r.values.end(), value) !=
-                                      r.values.end();
+    const bool in_values =
+        has && std::find(r.values.begin(), r.values.end(), value) != r.values.end();
     switch (r.op) {
       case Op::kEquals:
       case Op::kIn:
@@ -191,8 +196,7 @@ absl::StatusOr<FieldSelector> FieldSelector::Parse(absl::string_view text,
       r.value.push_back(raw[i]);
     }
     if (!SelectableFieldValue(type, Json::object(), std::string_view(r.field)).has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("field label not supported: ", r.field));
+      return absl::InvalidArgumentError(absl::StrCat("field label not supported: ", r.field));
     }
     s.requirements_.push_back(std::move(r));
   }
@@ -201,7 +205,8 @@ absl::StatusOr<FieldSelector> FieldSelector::Parse(absl::string_view text,
 
 bool FieldSelector::Matches(const ResourceType& type, const Json& object) const {
   for (const Requirement& r : requirements_) {
-    const std::string v = SelectableFieldValue(type, object, std::string_view(r.field)).value_or("");
+    const std::string v =
+        SelectableFieldValue(type, object, std::string_view(r.field)).value_or("");
     if ((v == r.value) != r.equals) return false;
   }
   return true;

@@ -16,12 +16,8 @@ Json Details(const ResourceType& type, const std::string& name) {
 }  // namespace
 
 Json StatusJson(const ApiError& error) {
-  Json s = {{"kind", "Status"},
-            {"apiVersion", "v1"},
-            {"metadata", Json::object()},
-            {"status", "Failure"},
-            {"message", error.message},
-            {"code", error.code}};
+  Json s = {{"kind", "Status"},    {"apiVersion", "v1"},       {"metadata", Json::object()},
+            {"status", "Failure"}, {"message", error.message}, {"code", error.code}};
   if (!error.reason.empty()) s["reason"] = error.reason;
   if (!error.details.is_null()) s["details"] = error.details;
   return s;
@@ -29,11 +25,16 @@ Json StatusJson(const ApiError& error) {
 
 Json SuccessStatusJson(const ResourceType& type, const std::string& name) {
   Json d = Details(type, name);
-  return {{"kind", "Status"},   {"apiVersion", "v1"}, {"metadata", Json::object()},
-          {"status", "Success"}, {"details", d}};
+  return {{"kind", "Status"},
+          {"apiVersion", "v1"},
+          {"metadata", Json::object()},
+          {"status", "Success"},
+          {"details", d}};
 }
 
-ApiError BadRequest(std::string message) { return {400, "BadRequest", std::move(message), {}}; }
+ApiError BadRequest(std::string message) {
+  return {400, "BadRequest", std::move(message), {}};
+}
 
 ApiError NotFoundError(const ResourceType& type, const std::string& name) {
   return {404, "NotFound", absl::StrCat(type.QualifiedResource(), " \"", name, "\" not found"),
@@ -43,7 +44,7 @@ ApiError NotFoundError(const ResourceType& type, const std::string& name) {
 ApiError NotFoundPath(const std::string& path) {
   return {404, "NotFound", absl::StrCat("the server could not find the requested resource"),
           Json{{"causes", Json::array({{{"reason", "UnexpectedServerResponse"},
-                                         {"message", "404 page not found: " + path}}})}}};
+                                        {"message", "404 page not found: " + path}}})}}};
 }
 
 ApiError AlreadyExists(const ResourceType& type, const std::string& name) {
@@ -77,16 +78,20 @@ ApiError Invalid(const ResourceType& type, const std::string& name, const FieldE
   return {422, "Invalid", message, details};
 }
 
-ApiError Expired(std::string message) { return {410, "Expired", std::move(message), {}}; }
+ApiError Expired(std::string message) {
+  return {410, "Expired", std::move(message), {}};
+}
 
 ApiError MethodNotSupported(const std::string& resource, const std::string& verb) {
-  return {405, "MethodNotAllowed",
+  return {405,
+          "MethodNotAllowed",
           absl::StrCat(verb, " is not supported on resources of kind \"", resource, "\""),
           {}};
 }
 
 ApiError UnsupportedMediaType(const std::string& content_type) {
-  return {415, "UnsupportedMediaType",
+  return {415,
+          "UnsupportedMediaType",
           absl::StrCat("the body of the request was in an unknown format - accepted media types "
                        "include: application/json-patch+json, application/merge-patch+json, "
                        "application/strategic-merge-patch+json (got \"",
@@ -95,7 +100,8 @@ ApiError UnsupportedMediaType(const std::string& content_type) {
 }
 
 ApiError NotAcceptable() {
-  return {406, "NotAcceptable",
+  return {406,
+          "NotAcceptable",
           "only the following media types are accepted: application/json, "
           "application/json;as=Table;v=v1;g=meta.k8s.io",
           {}};

@@ -22,7 +22,9 @@ gc::GetOptions KeysOnly() {
 }
 
 // etcd answers a read at a compacted revision with OUT_OF_RANGE; keep the code.
-absl::Status Transport(const absl::Status& s) { return s; }
+absl::Status Transport(const absl::Status& s) {
+  return s;
+}
 
 }  // namespace
 
@@ -73,9 +75,9 @@ EtcdObjectStore::~EtcdObjectStore() {
 
 bool EtcdObjectStore::WaitReady(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return ready_cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
-                            [&] { return ready_ || stop_; }) &&
-         ready_;
+  return ready_cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] {
+    return ready_ || stop_;
+  }) && ready_;
 }
 
 int64_t EtcdObjectStore::watched_revision() const {
@@ -86,13 +88,13 @@ int64_t EtcdObjectStore::watched_revision() const {
 absl::StatusOr<StoredObject> EtcdObjectStore::Get(std::string_view key) {
   auto r = client_->kv().Get(key);
   if (!r.ok()) return Transport(r.status());
-  if (r->kvs_size() == 0) return absl::NotFoundError(absl::StrCat("key ", std::string(key), " not found"));
+  if (r->kvs_size() == 0)
+    return absl::NotFoundError(absl::StrCat("key ", std::string(key), " not found"));
   return FromKv(r->kvs(0));
 }
 
-absl::StatusOr<ListPage> EtcdObjectStore::List(std::string_view prefix,
-                                               std::string_view start_key, int64_t limit,
-                                               int64_t revision) {
+absl::StatusOr<ListPage> EtcdObjectStore::List(std::string_view prefix, std::string_view start_key,
+                                               int64_t limit, int64_t revision) {
   gc::GetOptions o;
   o.range_end = gc::PrefixEnd(prefix);
   o.limit = limit;
@@ -113,7 +115,8 @@ absl::StatusOr<int64_t> EtcdObjectStore::Create(std::string_view key, std::strin
   txn.If(gc::CreateRevision(key) == 0).Then(gc::Op::Put(key, value));
   auto r = client_->kv().Commit(txn);
   if (!r.ok()) return Transport(r.status());
-  if (!r->succeeded()) return absl::AlreadyExistsError(absl::StrCat("key ", std::string(key), " exists"));
+  if (!r->succeeded())
+    return absl::AlreadyExistsError(absl::StrCat("key ", std::string(key), " exists"));
   return r->header().revision();
 }
 
@@ -171,8 +174,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> EtcdObjectStore::Watch(std::string
   }
   if (!replay.empty()) on_events(replay);
   std::lock_guard<std::mutex> hub_lock(hub_->mu);
-  hub_->subscribers.push_back(Subscriber{std::string(prefix), after_revision,
-                                         std::move(on_events), std::move(on_end)});
+  hub_->subscribers.push_back(
+      Subscriber{std::string(prefix), after_revision, std::move(on_events), std::move(on_end)});
   return std::make_unique<SubscriptionImpl>(hub_, std::prev(hub_->subscribers.end()));
 }
 
@@ -204,8 +207,8 @@ void EtcdObjectStore::Deliver(const gc::WatchBatch& batch) {
   events.reserve(batch.events.size());
   for (const mvccpb::Event& e : batch.events) {
     ObjectEvent oe;
-    oe.type = e.type() == mvccpb::Event::DELETE ? ObjectEvent::Type::kDelete
-                                                : ObjectEvent::Type::kPut;
+    oe.type =
+        e.type() == mvccpb::Event::DELETE ? ObjectEvent::Type::kDelete : ObjectEvent::Type::kPut;
     oe.revision = e.kv().mod_revision();
     oe.object = FromKv(e.kv());
     if (e.has_prev_kv()) oe.previous = FromKv(e.prev_kv());

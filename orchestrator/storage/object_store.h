@@ -28,16 +28,16 @@ struct StoredObject {
 
 struct ListPage {
   std::vector<StoredObject> items;
-  int64_t revision = 0;  // the store's revision the page was read at
-  bool more = false;     // keys after the last item remain
+  int64_t revision = 0;   // the store's revision the page was read at
+  bool more = false;      // keys after the last item remain
   int64_t remaining = 0;  // how many, when `more`
 };
 
 struct ObjectEvent {
   enum class Type { kPut, kDelete };
   Type type = Type::kPut;
-  int64_t revision = 0;  // of the change
-  StoredObject object;   // after the change; for a delete, empty value
+  int64_t revision = 0;   // of the change
+  StoredObject object;    // after the change; for a delete, empty value
   StoredObject previous;  // before the change (empty key if it did not exist)
 };
 

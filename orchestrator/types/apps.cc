@@ -9,16 +9,18 @@ namespace ganglion::orchestrator {
 
 namespace {
 
-const TableColumn kNameColumn{"Name", "string", "name",
-                              "Name must be unique within a namespace.", 0};
+const TableColumn kNameColumn{"Name", "string", "name", "Name must be unique within a namespace.",
+                              0};
 const TableColumn kAgeColumn{"Age", "string", "",
                              "CreationTimestamp is a timestamp representing the server time "
                              "when this object was created.",
                              0};
 const TableColumn kContainersColumn{"Containers", "string", "",
                                     "Names of each container in the template.", 1};
-const TableColumn kImagesColumn{"Images", "string", "", "Images referenced by each container "
-                                                        "in the template.", 1};
+const TableColumn kImagesColumn{"Images", "string", "",
+                                "Images referenced by each container "
+                                "in the template.",
+                                1};
 const TableColumn kSelectorColumn{"Selector", "string", "", "Label selector for pods.", 1};
 
 std::string Name(const Json& o) {
@@ -75,7 +77,9 @@ int64_t SpecReplicas(const Json& o) {
   return s ? IntAt(*s, "replicas", 1) : 1;
 }
 
-void DefaultTemplate(Json& o) { DefaultPodSpec(o["spec"]["template"]["spec"]); }
+void DefaultTemplate(Json& o) {
+  DefaultPodSpec(o["spec"]["template"]["spec"]);
+}
 
 FieldErrors ValidateWorkload(const Json& o, const Json* old) {
   FieldErrors e;
@@ -100,7 +104,8 @@ FieldErrors ValidateWorkload(const Json& o, const Json* old) {
 }
 
 ResourceType Deployments() {
-  ResourceType t = MakeType("apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"});
+  ResourceType t =
+      MakeType("apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"});
   t.subresources = {"status", "scale"};
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
@@ -125,17 +130,23 @@ ResourceType Deployments() {
   };
   t.columns = {kNameColumn,
                {"Ready", "string", "", "Number of the pod with ready state", 0},
-               {"Up-to-date", "string", "", "Total number of non-terminated pods targeted by "
-                                            "this deployment that have the desired template "
-                                            "spec.", 0},
-               {"Available", "string", "", "Total number of available pods (ready for at "
-                                           "least minReadySeconds) targeted by this "
-                                           "deployment.", 0},
-               kAgeColumn, kContainersColumn, kImagesColumn, kSelectorColumn};
+               {"Up-to-date", "string", "",
+                "Total number of non-terminated pods targeted by "
+                "this deployment that have the desired template "
+                "spec.",
+                0},
+               {"Available", "string", "",
+                "Total number of available pods (ready for at "
+                "least minReadySeconds) targeted by this "
+                "deployment.",
+                0},
+               kAgeColumn,
+               kContainersColumn,
+               kImagesColumn,
+               kSelectorColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     auto [containers, images] = ContainersAndImages(o);
-    return Json::array({Name(o),
-                        absl::StrCat(StatusInt(o, "readyReplicas"), "/", SpecReplicas(o)),
+    return Json::array({Name(o), absl::StrCat(StatusInt(o, "readyReplicas"), "/", SpecReplicas(o)),
                         StatusInt(o, "updatedReplicas"), StatusInt(o, "availableReplicas"),
                         AgeOf(o, now), containers, images,
                         LabelSelectorString(Find(o, {"spec", "selector"}))});
@@ -144,7 +155,8 @@ ResourceType Deployments() {
 }
 
 ResourceType ReplicaSets() {
-  ResourceType t = MakeType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"});
+  ResourceType t =
+      MakeType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"});
   t.subresources = {"status", "scale"};
   t.set_defaults = [](Json& o) {
     if (!o["spec"].contains("replicas")) o["spec"]["replicas"] = 1;
@@ -155,7 +167,10 @@ ResourceType ReplicaSets() {
                {"Desired", "integer", "", "Number of desired pods.", 0},
                {"Current", "integer", "", "Number of actual replicas.", 0},
                {"Ready", "integer", "", "Number of ready replicas.", 0},
-               kAgeColumn, kContainersColumn, kImagesColumn, kSelectorColumn};
+               kAgeColumn,
+               kContainersColumn,
+               kImagesColumn,
+               kSelectorColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     auto [containers, images] = ContainersAndImages(o);
     return Json::array({Name(o), SpecReplicas(o), StatusInt(o, "replicas"),
@@ -166,7 +181,8 @@ ResourceType ReplicaSets() {
 }
 
 ResourceType StatefulSets() {
-  ResourceType t = MakeType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, {"sts"}, {"all"});
+  ResourceType t =
+      MakeType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, {"sts"}, {"all"});
   t.subresources = {"status", "scale"};
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
@@ -194,18 +210,20 @@ ResourceType StatefulSets() {
   };
   t.columns = {kNameColumn,
                {"Ready", "string", "", "Number of the pod with ready state", 0},
-               kAgeColumn, kContainersColumn, kImagesColumn};
+               kAgeColumn,
+               kContainersColumn,
+               kImagesColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     auto [containers, images] = ContainersAndImages(o);
-    return Json::array({Name(o),
-                        absl::StrCat(StatusInt(o, "readyReplicas"), "/", SpecReplicas(o)),
+    return Json::array({Name(o), absl::StrCat(StatusInt(o, "readyReplicas"), "/", SpecReplicas(o)),
                         AgeOf(o, now), containers, images});
   };
   return t;
 }
 
 ResourceType DaemonSets() {
-  ResourceType t = MakeType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, {"ds"}, {"all"});
+  ResourceType t =
+      MakeType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, {"ds"}, {"all"});
   t.subresources = {"status"};
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
@@ -226,7 +244,10 @@ ResourceType DaemonSets() {
                {"Up-to-date", "integer", "", "Nodes running the updated daemon pod.", 0},
                {"Available", "integer", "", "Nodes with an available daemon pod.", 0},
                {"Node Selector", "string", "", "Node selector of the template.", 0},
-               kAgeColumn, kContainersColumn, kImagesColumn, kSelectorColumn};
+               kAgeColumn,
+               kContainersColumn,
+               kImagesColumn,
+               kSelectorColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     auto [containers, images] = ContainersAndImages(o);
     std::vector<std::string> node_selector;
@@ -236,18 +257,19 @@ ResourceType DaemonSets() {
         node_selector.push_back(absl::StrCat(k, "=", v.is_string() ? v.get<std::string>() : ""));
       }
     }
-    return Json::array(
-        {Name(o), StatusInt(o, "desiredNumberScheduled"), StatusInt(o, "currentNumberScheduled"),
-         StatusInt(o, "numberReady"), StatusInt(o, "updatedNumberScheduled"),
-         StatusInt(o, "numberAvailable"),
-         node_selector.empty() ? "<none>" : absl::StrJoin(node_selector, ","), AgeOf(o, now),
-         containers, images, LabelSelectorString(Find(o, {"spec", "selector"}))});
+    return Json::array({Name(o), StatusInt(o, "desiredNumberScheduled"),
+                        StatusInt(o, "currentNumberScheduled"), StatusInt(o, "numberReady"),
+                        StatusInt(o, "updatedNumberScheduled"), StatusInt(o, "numberAvailable"),
+                        node_selector.empty() ? "<none>" : absl::StrJoin(node_selector, ","),
+                        AgeOf(o, now), containers, images,
+                        LabelSelectorString(Find(o, {"spec", "selector"}))});
   };
   return t;
 }
 
 ResourceType ControllerRevisions() {
-  ResourceType t = MakeType("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, {}, {});
+  ResourceType t = MakeType("apps", "v1", "ControllerRevision", "controllerrevisions",
+                            "controllerrevision", true, {}, {});
   t.set_defaults = [](Json&) {};
   t.validate = [](const Json& o, const Json* old) {
     FieldErrors e;
@@ -274,9 +296,8 @@ ResourceType ControllerRevisions() {
           std::string kind = StringAt(r, "kind");
           for (char& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           const std::string api = StringAt(r, "apiVersion");
-          const std::string group = api.find('/') == std::string::npos
-                                        ? ""
-                                        : "." + api.substr(0, api.find('/'));
+          const std::string group =
+              api.find('/') == std::string::npos ? "" : "." + api.substr(0, api.find('/'));
           controller = absl::StrCat(kind, group, "/", StringAt(r, "name"));
         }
       }
@@ -307,8 +328,8 @@ std::vector<ResourceType> CoordinationTypes() {
   t.columns = {kNameColumn, {"Holder", "string", "", "The holder of the lease.", 0}, kAgeColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     const Json* holder = Find(o, {"spec", "holderIdentity"});
-    return Json::array({Name(o), holder && holder->is_string() ? *holder : Json(""),
-                        AgeOf(o, now)});
+    return Json::array(
+        {Name(o), holder && holder->is_string() ? *holder : Json(""), AgeOf(o, now)});
   };
   return {t};
 }

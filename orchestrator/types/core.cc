@@ -11,8 +11,8 @@ namespace ganglion::orchestrator {
 
 namespace {
 
-const TableColumn kNameColumn{"Name", "string", "name",
-                              "Name must be unique within a namespace.", 0};
+const TableColumn kNameColumn{"Name", "string", "name", "Name must be unique within a namespace.",
+                              0};
 const TableColumn kAgeColumn{"Age", "string", "",
                              "CreationTimestamp is a timestamp representing the server time "
                              "when this object was created.",
@@ -23,7 +23,9 @@ std::string Name(const Json& o) {
   return n && n->is_string() ? n->get<std::string>() : "";
 }
 
-std::string OrNone(std::string s) { return s.empty() ? "<none>" : s; }
+std::string OrNone(std::string s) {
+  return s.empty() ? "<none>" : s;
+}
 
 std::string JoinStrings(const Json* array, const std::string& sep) {
   std::vector<std::string> parts;
@@ -64,13 +66,11 @@ ResourceType Namespaces() {
     ValidateObjectMeta(o, false, true, e);
     return e;
   };
-  t.columns = {kNameColumn,
-               {"Status", "string", "", "The status of the namespace", 0},
-               kAgeColumn};
+  t.columns = {kNameColumn, {"Status", "string", "", "The status of the namespace", 0}, kAgeColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     const Json* phase = Find(o, {"status", "phase"});
-    return Json::array({Name(o), phase && phase->is_string() ? *phase : Json("Active"),
-                        AgeOf(o, now)});
+    return Json::array(
+        {Name(o), phase && phase->is_string() ? *phase : Json("Active"), AgeOf(o, now)});
   };
   t.selectable_fields = {"status.phase"};
   return t;
@@ -147,9 +147,8 @@ ResourceType Nodes() {
       return info ? OrNone(StringAt(*info, k)) : std::string("<unknown>");
     };
     return Json::array({Name(o), NodeReady(o), NodeRoles(o), AgeOf(o, now),
-                        info ? StringAt(*info, "kubeletVersion") : "",
-                        NodeAddress(o, "InternalIP"), NodeAddress(o, "ExternalIP"),
-                        info_at("osImage"), info_at("kernelVersion"),
+                        info ? StringAt(*info, "kubeletVersion") : "", NodeAddress(o, "InternalIP"),
+                        NodeAddress(o, "ExternalIP"), info_at("osImage"), info_at("kernelVersion"),
                         info_at("containerRuntimeVersion")});
   };
   t.selectable_fields = {"spec.unschedulable"};
@@ -168,8 +167,7 @@ std::string PodStatusReason(const Json& o) {
     for (const Json& cs : *statuses) {
       if (const Json* w = Find(cs, {"state", "waiting", "reason"}); w && w->is_string()) {
         reason = w->get<std::string>();
-      } else if (const Json* t = Find(cs, {"state", "terminated", "reason"});
-                 t && t->is_string()) {
+      } else if (const Json* t = Find(cs, {"state", "terminated", "reason"}); t && t->is_string()) {
         reason = t->get<std::string>();
       }
     }
@@ -219,12 +217,15 @@ ResourceType Pods() {
     return e;
   };
   t.columns = {kNameColumn,
-               {"Ready", "string", "", "The aggregate readiness state of this pod for "
-                                       "accepting traffic.", 0},
-               {"Status", "string", "", "The aggregate status of the containers in this pod.",
+               {"Ready", "string", "",
+                "The aggregate readiness state of this pod for "
+                "accepting traffic.",
                 0},
-               {"Restarts", "string", "", "The number of times the containers in this pod "
-                                          "have been restarted.", 0},
+               {"Status", "string", "", "The aggregate status of the containers in this pod.", 0},
+               {"Restarts", "string", "",
+                "The number of times the containers in this pod "
+                "have been restarted.",
+                0},
                kAgeColumn,
                {"IP", "string", "", "IP address allocated to the pod.", 1},
                {"Node", "string", "", "Name of the Node this pod is assigned to.", 1},
@@ -243,16 +244,14 @@ ResourceType Pods() {
     }
     const Json* status = Find(o, {"status"});
     const Json* spec = Find(o, {"spec"});
-    return Json::array(
-        {Name(o), absl::StrCat(ready, "/", total), PodStatusReason(o), restarts, AgeOf(o, now),
-         OrNone(status ? StringAt(*status, "podIP") : ""),
-         OrNone(spec ? StringAt(*spec, "nodeName") : ""),
-         OrNone(status ? StringAt(*status, "nominatedNodeName") : ""), "<none>"});
+    return Json::array({Name(o), absl::StrCat(ready, "/", total), PodStatusReason(o), restarts,
+                        AgeOf(o, now), OrNone(status ? StringAt(*status, "podIP") : ""),
+                        OrNone(spec ? StringAt(*spec, "nodeName") : ""),
+                        OrNone(status ? StringAt(*status, "nominatedNodeName") : ""), "<none>"});
   };
-  t.selectable_fields = {"spec.nodeName",           "spec.restartPolicy",
-                         "spec.schedulerName",      "spec.serviceAccountName",
-                         "spec.hostNetwork",        "status.phase",
-                         "status.podIP",            "status.nominatedNodeName"};
+  t.selectable_fields = {
+      "spec.nodeName",    "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+      "spec.hostNetwork", "status.phase",       "status.podIP",       "status.nominatedNodeName"};
   return t;
 }
 
@@ -331,9 +330,9 @@ ResourceType Services() {
     }
     std::string external = JoinStrings(Find(spec, {"externalIPs"}), ",");
     if (external.empty()) {
-      external = StringAt(spec, "type") == "ExternalName" ? StringAt(spec, "externalName")
+      external = StringAt(spec, "type") == "ExternalName"   ? StringAt(spec, "externalName")
                  : StringAt(spec, "type") == "LoadBalancer" ? "<pending>"
-                                                              : "<none>";
+                                                            : "<none>";
     }
     const Json* selector = Find(spec, {"selector"});
     return Json::array({Name(o), StringAt(spec, "type"), OrNone(StringAt(spec, "clusterIP")),
@@ -364,9 +363,8 @@ ResourceType Endpoints() {
     ValidateObjectMeta(o, true, false, e);
     return e;
   };
-  t.columns = {kNameColumn,
-               {"Endpoints", "string", "", "Endpoints of the service.", 0},
-               kAgeColumn};
+  t.columns = {
+      kNameColumn, {"Endpoints", "string", "", "Endpoints of the service.", 0}, kAgeColumn};
   t.row_cells = [](const Json& o, absl::Time now) {
     std::vector<std::string> eps;
     for (const Json& s : o.value("subsets", Json::array())) {
@@ -481,14 +479,19 @@ ResourceType Events() {
     std::string kind = StringAt(involved, "kind");
     for (char& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return Json::array({last_seen, StringAt(o, "type"), StringAt(o, "reason"),
-                        absl::StrCat(kind, "/", StringAt(involved, "name")),
-                        StringAt(o, "message"), Name(o)});
+                        absl::StrCat(kind, "/", StringAt(involved, "name")), StringAt(o, "message"),
+                        Name(o)});
   };
-  t.selectable_fields = {"involvedObject.kind",       "involvedObject.namespace",
-                         "involvedObject.name",       "involvedObject.uid",
-                         "involvedObject.apiVersion", "involvedObject.resourceVersion",
-                         "involvedObject.fieldPath",  "reason",
-                         "reportingComponent",        "source",
+  t.selectable_fields = {"involvedObject.kind",
+                         "involvedObject.namespace",
+                         "involvedObject.name",
+                         "involvedObject.uid",
+                         "involvedObject.apiVersion",
+                         "involvedObject.resourceVersion",
+                         "involvedObject.fieldPath",
+                         "reason",
+                         "reportingComponent",
+                         "source",
                          "type"};
   return t;
 }
@@ -510,7 +513,8 @@ std::string AccessModes(const Json* modes) {
 }
 
 ResourceType PersistentVolumes() {
-  ResourceType t = MakeType("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, {"pv"}, {});
+  ResourceType t = MakeType("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume",
+                            false, {"pv"}, {});
   t.subresources = {"status"};
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
@@ -550,17 +554,17 @@ ResourceType PersistentVolumes() {
     }
     return Json::array({Name(o), storage && storage->is_string() ? *storage : Json(""),
                         AccessModes(Find(spec, {"accessModes"})),
-                        StringAt(spec, "persistentVolumeReclaimPolicy"),
-                        StringAt(status, "phase"), claim, StringAt(spec, "storageClassName"),
+                        StringAt(spec, "persistentVolumeReclaimPolicy"), StringAt(status, "phase"),
+                        claim, StringAt(spec, "storageClassName"),
                         OrNone(StringAt(spec, "volumeAttributesClassName")),
-                        StringAt(status, "reason"), AgeOf(o, now),
-                        StringAt(spec, "volumeMode")});
+                        StringAt(status, "reason"), AgeOf(o, now), StringAt(spec, "volumeMode")});
   };
   return t;
 }
 
 ResourceType PersistentVolumeClaims() {
-  ResourceType t = MakeType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, {"pvc"}, {});
+  ResourceType t = MakeType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims",
+                            "persistentvolumeclaim", true, {"pvc"}, {});
   t.subresources = {"status"};
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
@@ -605,9 +609,9 @@ ResourceType PersistentVolumeClaims() {
 }  // namespace
 
 std::vector<ResourceType> CoreTypes() {
-  return {ConfigMaps(), Endpoints(),         Events(),   Namespaces(),
-          Nodes(),      PersistentVolumeClaims(), PersistentVolumes(), Pods(),
-          Services()};
+  return {ConfigMaps(),        Endpoints(), Events(),
+          Namespaces(),        Nodes(),     PersistentVolumeClaims(),
+          PersistentVolumes(), Pods(),      Services()};
 }
 
 }  // namespace ganglion::orchestrator

@@ -56,10 +56,10 @@ std::vector<std::pair<std::string, std::string>> ServedGroupVersions() {
 
 std::optional<std::string> SelectableFieldValue(const ResourceType& type, const Json& object,
                                                 std::string_view field) {
-  const bool allowed =
-      field == "metadata.name" || (field == "metadata.namespace" && type.namespaced) ||
-      std::find(type.selectable_fields.begin(), type.selectable_fields.end(), field) !=
-          type.selectable_fields.end();
+  const bool allowed = field == "metadata.name" ||
+                       (field == "metadata.namespace" && type.namespaced) ||
+                       std::find(type.selectable_fields.begin(), type.selectable_fields.end(),
+                                 field) != type.selectable_fields.end();
   if (!allowed) return std::nullopt;
   const Json* cur = &object;
   const std::string path(field);
@@ -88,7 +88,8 @@ std::string HumanDuration(absl::Duration d) {
   }
   if (minutes < 180) return absl::StrCat(minutes, "m");
   if (hours < 8) {
-    return minutes % 60 == 0 ? absl::StrCat(hours, "h") : absl::StrCat(hours, "h", minutes % 60, "m");
+    return minutes % 60 == 0 ? absl::StrCat(hours, "h")
+                             : absl::StrCat(hours, "h", minutes % 60, "m");
   }
   if (hours < 48) return absl::StrCat(hours, "h");
   if (hours < 24 * 8) {

@@ -31,7 +31,7 @@ using FieldErrors = std::vector<FieldError>;
 
 struct TableColumn {
   std::string name;
-  std::string type;  // string, integer, date, ...
+  std::string type;    // string, integer, date, ...
   std::string format;  // "name" for the name column
   std::string description;
   int priority = 0;  // 1: only with -o wide

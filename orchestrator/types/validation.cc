@@ -15,7 +15,9 @@ constexpr size_t kLabelValueBytesMax = 63;
 // Kubernetes caps the total size of an object's annotations.
 constexpr size_t kAnnotationsBytesMax = 256 * 1024;
 
-bool IsAlnumLower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool IsAlnumLower(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 bool IsAlnum(char c) {
   return IsAlnumLower(c) || (c >= 'A' && c <= 'Z');
 }
@@ -57,9 +59,9 @@ void ValidateStringMap(const Json& obj, const char* key, const std::string& path
     }
   }
   if (!labels && total_bytes > kAnnotationsBytesMax) {
-    errors.push_back({"FieldValueTooLong", path,
-                      absl::StrCat("Too long: must have at most ", kAnnotationsBytesMax,
-                                   " bytes")});
+    errors.push_back(
+        {"FieldValueTooLong", path,
+         absl::StrCat("Too long: must have at most ", kAnnotationsBytesMax, " bytes")});
   }
 }
 
@@ -92,7 +94,9 @@ bool IsQualifiedName(std::string_view s) {
   return IsDns1123Subdomain(prefix) && IsQualifiedNamePart(s.substr(slash + 1));
 }
 
-bool IsLabelValue(std::string_view s) { return s.empty() || IsQualifiedNamePart(s); }
+bool IsLabelValue(std::string_view s) {
+  return s.empty() || IsQualifiedNamePart(s);
+}
 
 const Json* Find(const Json& obj, std::initializer_list<std::string_view> path) {
   const Json* cur = &obj;
@@ -128,8 +132,9 @@ void ValidateObjectMeta(const Json& object, bool namespaced, bool name_is_label,
   }
   const std::string name = StringAt(*meta, "name");
   if (name.empty()) {
-    errors.push_back({"FieldValueRequired", "metadata.name", "Required value: name or "
-                                                              "generateName is required"});
+    errors.push_back({"FieldValueRequired", "metadata.name",
+                      "Required value: name or "
+                      "generateName is required"});
   } else if (name_is_label ? !IsDns1123Label(name) : !IsDns1123Subdomain(name)) {
     Invalid(errors, "metadata.name", name,
             name_is_label
@@ -202,8 +207,8 @@ void ValidatePodSpec(const Json& spec, const std::string& path, FieldErrors& err
                 "a lowercase RFC 1123 label must consist of lower case alphanumeric "
                 "characters or '-', and must start and end with an alphanumeric character");
       } else if (!names.insert(name).second) {
-        errors.push_back({"FieldValueDuplicate", at + ".name", "Duplicate value: \"" + name +
-                                                                   "\""});
+        errors.push_back(
+            {"FieldValueDuplicate", at + ".name", "Duplicate value: \"" + name + "\""});
       }
       if (StringAt(c, "image").empty()) Required(errors, at + ".image");
       if (auto ports = c.find("ports"); ports != c.end() && ports->is_array()) {
@@ -224,8 +229,8 @@ void ValidatePodSpec(const Json& spec, const std::string& path, FieldErrors& err
                  "\"Always\", \"OnFailure\", \"Never\"");
   }
   if (IntAt(spec, "terminationGracePeriodSeconds", 0) < 0) {
-    Invalid(errors, path + ".terminationGracePeriodSeconds",
-            spec["terminationGracePeriodSeconds"], "must be greater than or equal to 0");
+    Invalid(errors, path + ".terminationGracePeriodSeconds", spec["terminationGracePeriodSeconds"],
+            "must be greater than or equal to 0");
   }
 }
 
@@ -233,10 +238,10 @@ void ValidateSelectorAndTemplate(const Json& spec, FieldErrors& errors) {
   const Json* selector = Find(spec, {"selector"});
   const Json* match_labels = selector ? Find(*selector, {"matchLabels"}) : nullptr;
   const Json* match_expressions = selector ? Find(*selector, {"matchExpressions"}) : nullptr;
-  const bool empty = (match_labels == nullptr || !match_labels->is_object() ||
-                      match_labels->empty()) &&
-                     (match_expressions == nullptr || !match_expressions->is_array() ||
-                      match_expressions->empty());
+  const bool empty =
+      (match_labels == nullptr || !match_labels->is_object() || match_labels->empty()) &&
+      (match_expressions == nullptr || !match_expressions->is_array() ||
+       match_expressions->empty());
   if (selector == nullptr) {
     Required(errors, "spec.selector");
   } else if (empty) {
@@ -245,8 +250,7 @@ void ValidateSelectorAndTemplate(const Json& spec, FieldErrors& errors) {
   const Json* labels = Find(spec, {"template", "metadata", "labels"});
   if (match_labels != nullptr && match_labels->is_object()) {
     for (auto& [k, v] : match_labels->items()) {
-      if (labels == nullptr || !labels->is_object() || !labels->contains(k) ||
-          (*labels)[k] != v) {
+      if (labels == nullptr || !labels->is_object() || !labels->contains(k) || (*labels)[k] != v) {
         Invalid(errors, "spec.template.metadata.labels", labels ? *labels : Json::object(),
                 "`selector` does not match template `labels`");
         break;

@@ -38,8 +38,7 @@ inline void Required(FieldErrors& e, const std::string& field) {
 }
 inline void Invalid(FieldErrors& e, const std::string& field, const Json& value,
                     const std::string& detail) {
-  e.push_back({"FieldValueInvalid", field,
-               "Invalid value: " + value.dump() + ": " + detail});
+  e.push_back({"FieldValueInvalid", field, "Invalid value: " + value.dump() + ": " + detail});
 }
 inline void NotSupported(FieldErrors& e, const std::string& field, const Json& value,
                          const std::string& supported) {
