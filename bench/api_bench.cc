@@ -6,9 +6,10 @@
 // read, p50/p99 over all streams and updates).
 //
 //   api_bench [--pods=10000] [--clients=16] [--watchers=1000] [--updates=20]
+// clang-format off
+#include <utility>  // before Boost.Asio 1.74, whose awaitable.hpp uses std::exchange
+// clang-format on
 #include <sys/resource.h>
-
-#include <utility>  // before Boost.Asio 1.74, whose awaitable.hpp needs std::exchange
 
 #include <algorithm>
 #include <atomic>
@@ -94,8 +95,8 @@ class Watchers {
   Watchers(int port, int count, const std::string& target) {
     for (int i = 0; i < count; ++i) {
       auto w = std::make_shared<Watch>(io_);
-      w->socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"),
-                                      static_cast<uint16_t>(port)));
+      w->socket.connect(
+          tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
       w->request = absl::StrCat("GET ", target,
                                 " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n");
       net::write(w->socket, net::buffer(w->request));

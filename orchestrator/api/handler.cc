@@ -142,6 +142,24 @@ Json ApiHandler::Decode(const StoredObject& stored) const {
   return o;
 }
 
+std::string ApiHandler::EncodeStored(const StoredObject& stored) const {
+  // Stored objects are written by this server with sorted keys, so the first
+  // "metadata":{ is the object's own (apiVersion and kind sort before it).
+  static constexpr char kMetadata[] = "\"metadata\":{";
+  const size_t at = stored.value.find(kMetadata);
+  if (at == std::string::npos || stored.value.find("\"resourceVersion\"") != std::string::npos) {
+    return Decode(stored).dump();
+  }
+  const size_t insert_at = at + sizeof(kMetadata) - 1;
+  const bool empty = insert_at < stored.value.size() && stored.value[insert_at] == '}';
+  std::string out;
+  out.reserve(stored.value.size() + 40);
+  out.append(stored.value, 0, insert_at);
+  absl::StrAppend(&out, "\"resourceVersion\":\"", stored.mod_revision, "\"", empty ? "" : ",");
+  out.append(stored.value, insert_at, std::string::npos);
+  return out;
+}
+
 absl::Status ApiHandler::EnsureDefaultNamespaces() {
   const ResourceType* ns = FindResourceType("", "v1", "namespaces");
   for (const std::string& name : kDefaultNamespaces) {
@@ -386,15 +404,20 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
     start_key = token->start_key;
   }
   std::vector<Json> items;
+  // A plain list is spliced from the stored text, not parsed and re-encoded:
+  // it is the largest response the API gives (every object of a kind).
+  const bool filtered = !labels->empty() || !fields->empty();
+  const bool raw = !filtered && !WantsTable(request);
+  std::vector<std::string> raw_items;
+  auto count = [&] { return static_cast<int64_t>(raw ? raw_items.size() : items.size()); };
   int64_t list_revision = 0;
   std::string continue_token;
   int64_t remaining = -1;
   // Selectors are applied here, so a limited list may need several pages.
-  const bool filtered = !labels->empty() || !fields->empty();
   while (true) {
-    const int64_t page_size = limit == 0 ? (filtered ? kScanPageObjectsMax : 0)
-                                         : (filtered ? std::max<int64_t>(limit, kScanPageObjectsMax)
-                                                     : limit - static_cast<int64_t>(items.size()));
+    const int64_t page_size =
+        limit == 0 ? (filtered ? kScanPageObjectsMax : 0)
+                   : (filtered ? std::max<int64_t>(limit, kScanPageObjectsMax) : limit - count());
     auto page = store_.List(prefix, start_key, page_size, revision);
     if (!page.ok()) {
       if (absl::IsOutOfRange(page.status()) && revision != 0) {
@@ -413,6 +436,16 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
     bool stopped_early = false;
     for (size_t i = 0; i < page->items.size(); ++i) {
       const StoredObject& s = page->items[i];
+      if (raw) {
+        raw_items.push_back(EncodeStored(s));
+        start_key = s.key + '\0';
+        if (limit != 0 && count() >= limit) {
+          stopped_early = i + 1 < page->items.size() || page->more;
+          if (page->more) remaining = page->remaining + (page->items.size() - i - 1);
+          break;
+        }
+        continue;
+      }
       Json o = Decode(s);
       if (filtered &&
           (!labels->Matches(Find(o, {"metadata", "labels"})) || !fields->Matches(type, o))) {
@@ -421,7 +454,7 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
       }
       items.push_back(std::move(o));
       start_key = s.key + '\0';
-      if (limit != 0 && static_cast<int64_t>(items.size()) >= limit) {
+      if (limit != 0 && count() >= limit) {
         stopped_early = i + 1 < page->items.size() || page->more;
         if (!filtered && page->more) remaining = page->remaining;
         break;
@@ -444,6 +477,17 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
   Json meta = {{"resourceVersion", rv}};
   if (!continue_token.empty()) meta["continue"] = continue_token;
   if (remaining > 0) meta["remainingItemCount"] = remaining;
+  if (raw) {
+    std::string body =
+        absl::StrCat(R"({"apiVersion":")", type.ApiVersion(), R"(","kind":")", type.ListKind(),
+                     R"(","metadata":)", meta.dump(), R"(,"items":[)");
+    for (size_t i = 0; i < raw_items.size(); ++i) {
+      if (i) body.push_back(',');
+      body += raw_items[i];
+    }
+    body += "]}";
+    return HttpResponse{200, "application/json", std::move(body)};
+  }
   Json list = {{"kind", type.ListKind()},
                {"apiVersion", type.ApiVersion()},
                {"metadata", meta},

@@ -126,6 +126,8 @@ class ApiHandler {
                      const std::string& name) const;
   std::string PrefixFor(const ResourceType& type, const std::string& namespace_name) const;
   Json Decode(const StoredObject& stored) const;  // sets metadata.resourceVersion
+  // The stored text with metadata.resourceVersion spliced in, without parsing.
+  std::string EncodeStored(const StoredObject& stored) const;
   Json ToTable(const ResourceType& type, const std::vector<Json>& objects, IncludeObject include,
                bool with_columns, const std::string& resource_version,
                const std::string& continue_token) const;
