@@ -507,6 +507,125 @@ spec:
       << no_ns.err;
 }
 
+TEST_F(ApiProcessTest, EveryResourceTypeAppliesAndPrintsItsTable) {
+  const std::string manifest = R"(apiVersion: v1
+kind: Service
+metadata: {name: svc}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: svc}
+subsets: [{addresses: [{ip: 10.1.0.5}], ports: [{port: 8080}]}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: postgres:16}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: agent:1}]}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: lock}
+spec: {holderIdentity: me, leaseDurationSeconds: 15}
+---
+apiVersion: v1
+kind: Event
+metadata: {name: ev1}
+involvedObject: {kind: Pod, name: p, namespace: NS}
+reason: Tested
+message: it works
+type: Normal
+---
+apiVersion: apps/v1
+kind: ControllerRevision
+metadata: {name: db-1}
+revision: 1
+data: {spec: {}}
+)";
+  std::string text = manifest;
+  text.replace(text.find("NS"), 2, ns_);
+  auto applied = K({"apply", "-f", WriteFile("all.yaml", text)});
+  ASSERT_EQ(applied.exit_code, 0) << applied.err;
+  const std::string cluster_scoped =
+      absl::StrCat(R"(apiVersion: v1
+kind: Node
+metadata: {name: node-)",
+                   ns_, R"(, labels: {node-role.kubernetes.io/worker: ""}}
+status:
+  conditions: [{type: Ready, status: "True"}]
+  nodeInfo: {kubeletVersion: v1.32.0-ganglion}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: pv-)",
+                   ns_, R"(}
+spec:
+  capacity: {storage: 5Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /tmp/pv}
+)");
+  auto nodes = Kubectl({"apply", "-f", WriteFile("cluster.yaml", cluster_scoped)});
+  ASSERT_EQ(nodes.exit_code, 0) << nodes.err;
+
+  auto header = [&](std::vector<std::string> args) {
+    auto r = args[0] == "-" ? Kubectl({"get", args[1]}) : K({"get", args[0]});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n')) + "|" + r.out;
+  };
+  auto expect = [&](const std::string& got, std::vector<std::string> want) {
+    for (const std::string& w : want) EXPECT_TRUE(absl::StrContains(got, w)) << w << "\n" << got;
+  };
+  expect(header({"services"}), {"TYPE", "CLUSTER-IP", "PORT(S)", "ClusterIP", "80/TCP"});
+  expect(header({"endpoints"}), {"ENDPOINTS", "10.1.0.5:8080"});
+  expect(header({"statefulsets"}), {"READY", "0/2"});
+  expect(header({"daemonsets"}), {"DESIRED", "NODE SELECTOR", "<none>"});
+  expect(header({"pvc"}), {"STATUS", "ACCESS MODES", "Pending"});
+  expect(header({"leases"}), {"HOLDER", "me"});
+  expect(header({"events"}), {"LAST SEEN", "REASON", "Tested", "pod/p", "it works"});
+  expect(header({"controllerrevisions"}), {"REVISION"});
+  expect(header({"-", "nodes"}),
+         {"STATUS", "ROLES", "VERSION", "Ready", "worker", "v1.32.0-ganglion"});
+  expect(header({"-", "pv"}), {"CAPACITY", "RECLAIM POLICY", "5Gi", "Retain"});
+  expect(header({"-", "namespaces"}), {"STATUS", ns_, "Active"});
+
+  Json sts = GetJson("statefulset", "db");
+  EXPECT_EQ(sts["spec"]["podManagementPolicy"], "OrderedReady");
+  EXPECT_EQ(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
+  Json svc = GetJson("service", "svc");
+  EXPECT_EQ(svc["spec"]["ports"][0]["protocol"], "TCP");
+  EXPECT_EQ(svc["spec"]["sessionAffinity"], "None");
+  // describe of an object that has events lists them.
+  auto pods_events =
+      K({"get", "events", "--field-selector", "involvedObject.name=p", "-o", "name"});
+  EXPECT_EQ(pods_events.out, "event/ev1\n") << pods_events.err;
+  EXPECT_EQ(Kubectl({"delete", "node", "node-" + ns_}).exit_code, 0);
+  EXPECT_EQ(Kubectl({"delete", "pv", "pv-" + ns_}).exit_code, 0);
+}
+
 TEST_F(ApiProcessTest, AWriteThroughOneMemberIsVisibleThroughTheOthers) {
   ASSERT_EQ(K({"create", "-f", WriteFile("v.yaml", Pod("v", "{app: v}"))}, 0).exit_code, 0);
   for (int i = 1; i < cluster_->size(); ++i) {
