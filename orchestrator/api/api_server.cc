@@ -180,31 +180,33 @@ class Session : public std::enable_shared_from_this<Session> {
                 self->WriteWatchHeader();
                 for (auto& line : initial) self->Enqueue(std::move(line));
               });
+    // The sinks run on the store's thread under its lock. They hold the
+    // session only weakly and lock it on the strand, so the store's thread is
+    // never the last owner: a session destroyed there would cancel its
+    // subscription under the very lock its sink was called with.
     std::weak_ptr<Session> weak = shared_from_this();
+    auto executor = stream_.get_executor();
     auto plan_ptr = plan_;
     ApiHandler* handler = shared_->handler.get();
     auto sub = shared_->store->Watch(
         plan_->prefix, plan_->after_revision,
-        [weak, plan_ptr, handler](const std::vector<ObjectEvent>& events) {
-          // On the store's thread: encode here, write on the strand.
+        [weak, executor, plan_ptr, handler](const std::vector<ObjectEvent>& events) {
           std::string chunk;
           for (const ObjectEvent& e : events) chunk += handler->EncodeEvent(*plan_ptr, e);
           if (chunk.empty()) return;
-          if (auto self = weak.lock()) {
-            net::post(self->stream_.get_executor(), [self, chunk = std::move(chunk)]() mutable {
-              self->Enqueue(std::move(chunk));
-            });
-          }
+          net::post(executor, [weak, chunk = std::move(chunk)]() mutable {
+            if (auto self = weak.lock()) self->Enqueue(std::move(chunk));
+          });
         },
-        [weak, handler](const absl::Status& why) {
-          if (auto self = weak.lock()) {
-            std::string line = handler->EncodeError(Expired(std::string(why.message())));
-            net::post(self->stream_.get_executor(), [self, line = std::move(line)]() mutable {
-              self->Enqueue(std::move(line));
-              self->finish_after_queue_ = true;
-              self->Pump();
-            });
-          }
+        [weak, executor, handler](const absl::Status& why) {
+          std::string line = handler->EncodeError(Expired(std::string(why.message())));
+          net::post(executor, [weak, line = std::move(line)]() mutable {
+            auto self = weak.lock();
+            if (!self) return;
+            self->Enqueue(std::move(line));
+            self->finish_after_queue_ = true;
+            self->Pump();
+          });
         });
     net::post(stream_.get_executor(), [self = shared_from_this(), sub = std::move(sub)]() mutable {
       if (!sub.ok()) {
