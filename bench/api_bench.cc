@@ -119,12 +119,13 @@ class Watchers {
         for (auto& w : watches_) all &= static_cast<int>(w->arrivals.size()) >= n;
       }
       if (all) return true;
-      if (closed() > 0) return false;  // a closed stream will never see it
+      if (closed() + rejected() > 0) return false;  // such a stream will never see it
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return false;
   }
   int closed() const { return closed_.load(); }
+  int rejected() const { return rejected_.load(); }
   std::vector<Clock::time_point> Arrivals(int update) {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<Clock::time_point> out;
@@ -142,12 +143,20 @@ class Watchers {
     char buf[16384];
     std::string tail;  // the end of the previous read, for a marker split across reads
     std::vector<Clock::time_point> arrivals;
+    bool answered = false;  // the status line was read
   };
   void Read(std::shared_ptr<Watch> w) {
     w->socket.async_read_some(net::buffer(w->buf), [this, w](beast::error_code ec, size_t n) {
       if (ec) {
         ++closed_;
         return;
+      }
+      if (!w->answered) {
+        w->answered = true;
+        if (std::string_view(w->buf, n).rfind("HTTP/1.1 200", 0) != 0) {
+          ++rejected_;  // e.g. 429 when more watches start at once than the server queues
+          return;
+        }
       }
       const auto now = Clock::now();
       static const std::string kMarker = "\"type\":\"MODIFIED\"";
@@ -170,7 +179,8 @@ class Watchers {
     });
   }
   net::io_context io_;
-  std::atomic<int> closed_{0};  // streams the server ended
+  std::atomic<int> closed_{0};    // streams the server ended
+  std::atomic<int> rejected_{0};  // watch requests answered with an error
   std::mutex mu_;
   std::vector<std::shared_ptr<Watch>> watches_;
   std::thread thread_;
@@ -287,11 +297,12 @@ int main(int argc, char** argv) {
     }
     std::printf(
         "watch: %d streams, server RSS %.1f -> %.1f MiB (%.1f KiB/stream); %d updates, "
-        "%d delivered to every stream (%d streams closed by the server); latency p50 %.1f ms "
+        "%d delivered to every stream (%d streams closed by the server, %d rejected); latency "
+        "p50 %.1f ms "
         "p99 %.1f ms max %.1f ms\n",
         args.watchers, rss_before / 1024.0, rss_open / 1024.0,
         static_cast<double>(rss_open - rss_before) / std::max(1, args.watchers), args.updates,
-        delivered_all, watchers.closed(), Percentile(latencies_ms, 0.5),
+        delivered_all, watchers.closed(), watchers.rejected(), Percentile(latencies_ms, 0.5),
         Percentile(latencies_ms, 0.99), Percentile(latencies_ms, 1.0));
   }
   return 0;

@@ -305,25 +305,29 @@ TEST_F(ApiProcessTest, WatchSeesAnUpdateMadeThroughAnotherMember) {
 
 TEST_F(ApiProcessTest, WatchFromACompactedRevisionGetsExpired) {
   ASSERT_EQ(K({"create", "-f", WriteFile("x.yaml", Pod("x", "{app: x}"))}).exit_code, 0);
-  Json pod = GetJson("pod", "x");
-  const std::string rv = pod["metadata"]["resourceVersion"];
+  const std::string created = GetJson("pod", "x")["metadata"]["resourceVersion"];
   ASSERT_EQ(K({"label", "pod", "x", "v=2"}).exit_code, 0);
+  const std::string second = GetJson("pod", "x")["metadata"]["resourceVersion"];
   ASSERT_EQ(K({"label", "pod", "x", "v=3", "--overwrite"}).exit_code, 0);
-  const std::string now = GetJson("pod", "x")["metadata"]["resourceVersion"];
-  auto compacted = cluster_->Etcdctl({"compact", now});
+  auto compacted = cluster_->Etcdctl({"compact", second});
   ASSERT_EQ(compacted.exit_code, 0) << compacted.err;
-  // A watch from a revision the server still holds replays what followed it.
-  auto replay = Kubectl({"get", "--raw",
-                         absl::StrCat("/api/v1/namespaces/", ns_,
-                                      "/pods?watch=true&timeoutSeconds=1&resourceVersion=", rv)});
-  EXPECT_TRUE(absl::StrContains(replay.out, "\"MODIFIED\"")) << replay.out << replay.err;
-  // One older than anything it holds is answered with 410 Expired.
-  auto expired = Kubectl({"get", "--raw",
-                          absl::StrCat("/api/v1/namespaces/", ns_,
-                                       "/pods?watch=true&timeoutSeconds=1&resourceVersion=1")});
-  EXPECT_TRUE(absl::StrContains(expired.out, "\"type\":\"ERROR\"")) << expired.out << expired.err;
-  EXPECT_TRUE(absl::StrContains(expired.out, "\"code\":410")) << expired.out;
-  EXPECT_TRUE(absl::StrContains(expired.out, "\"reason\":\"Expired\"")) << expired.out;
+  auto watch_from = [&](const std::string& rv, int member) {
+    return Kubectl({"get", "--raw",
+                    absl::StrCat("/api/v1/namespaces/", ns_,
+                                 "/pods?watch=true&timeoutSeconds=1&resourceVersion=", rv)},
+                   member);
+  };
+  for (int member = 0; member < cluster_->size(); ++member) {
+    // From the compaction revision itself: what followed it is replayed.
+    auto replay = watch_from(second, member);
+    EXPECT_TRUE(absl::StrContains(replay.out, "\"MODIFIED\"")) << replay.out << replay.err;
+    EXPECT_TRUE(absl::StrContains(replay.out, "\"v\":\"3\"")) << replay.out;
+    // From before it: 410 Expired, on every member alike.
+    auto expired = watch_from(created, member);
+    EXPECT_TRUE(absl::StrContains(expired.out, "\"type\":\"ERROR\"")) << expired.out;
+    EXPECT_TRUE(absl::StrContains(expired.out, "\"code\":410")) << expired.out;
+    EXPECT_TRUE(absl::StrContains(expired.out, "\"reason\":\"Expired\"")) << expired.out;
+  }
 }
 
 TEST_F(ApiProcessTest, DescribeLabelAndAnnotate) {

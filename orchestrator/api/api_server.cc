@@ -71,7 +71,8 @@ struct Shared {
   ObjectStore* store = nullptr;
   std::unique_ptr<ApiHandler> handler;
   net::thread_pool* workers = nullptr;
-  std::atomic<int> in_flight{0};
+  std::atomic<int> in_flight{0};            // bounded by requests_in_flight_max
+  std::atomic<int> watch_starts_queued{0};  // bounded by watch_starts_queued_max
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -109,26 +110,37 @@ class Session : public std::enable_shared_from_this<Session> {
     request_ = parser_->release();
     keep_alive_ = request_.keep_alive();
     HttpRequest req = ToRequest(request_);
-    if (shared_->in_flight.fetch_add(1) >= shared_->options.requests_in_flight_max) {
-      shared_->in_flight.fetch_sub(1);
+    // A watch start has no body and its stream holds nothing on a worker, so
+    // many may queue at once (informers re-watching after a restart); other
+    // requests are held to a tighter bound.
+    auto watch = req.query.find("watch");
+    const bool is_watch = req.method == "GET" && watch != req.query.end() &&
+                          (watch->second == "true" || watch->second == "1");
+    std::atomic<int>& queued = is_watch ? shared_->watch_starts_queued : shared_->in_flight;
+    const int queued_max = is_watch ? shared_->options.watch_starts_queued_max
+                                    : shared_->options.requests_in_flight_max;
+    if (queued.fetch_add(1) >= queued_max) {
+      queued.fetch_sub(1);
       Write(ErrorResponse(TooManyRequests()));
       return;
     }
     // Everything that may block (store calls) runs on a worker; the answer
     // comes back to this connection's strand.
-    net::post(*shared_->workers, [self = shared_from_this(), req = std::move(req)]() mutable {
-      auto plan = self->shared_->handler->PlanWatch(req);
-      if (plan.has_value() && std::holds_alternative<WatchPlan>(*plan)) {
-        self->StartWatch(std::get<WatchPlan>(std::move(*plan)));
-        return;
-      }
-      HttpResponse response = plan.has_value() ? std::get<HttpResponse>(std::move(*plan))
-                                               : self->shared_->handler->Handle(req);
-      self->shared_->in_flight.fetch_sub(1);
-      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
-        self->Write(std::move(response));
-      });
-    });
+    net::post(
+        *shared_->workers, [self = shared_from_this(), req = std::move(req), &queued]() mutable {
+          auto plan = self->shared_->handler->PlanWatch(req);
+          if (plan.has_value() && std::holds_alternative<WatchPlan>(*plan)) {
+            queued.fetch_sub(1);
+            self->StartWatch(std::get<WatchPlan>(std::move(*plan)));
+            return;
+          }
+          HttpResponse response = plan.has_value() ? std::get<HttpResponse>(std::move(*plan))
+                                                   : self->shared_->handler->Handle(req);
+          queued.fetch_sub(1);
+          net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+            self->Write(std::move(response));
+          });
+        });
   }
 
   void Write(HttpResponse r) {
@@ -161,7 +173,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // --- watch: runs on a worker until the subscription exists, then on the strand ---
 
   void StartWatch(WatchPlan plan) {
-    shared_->in_flight.fetch_sub(1);
     plan_ = std::make_shared<WatchPlan>(std::move(plan));
     std::vector<std::string> initial;
     if (plan_->send_initial) {

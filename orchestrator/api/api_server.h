@@ -24,6 +24,8 @@ struct ApiServerOptions {
   int worker_threads = 4;
   // Requests being handled or queued for a worker; beyond it: 429.
   int requests_in_flight_max = 512;
+  // Watch requests waiting for a worker to start their stream; beyond it: 429.
+  int watch_starts_queued_max = 4096;
   size_t request_body_bytes_max = 3 * 1024 * 1024;  // Kubernetes' own limit
   // Serialized events waiting to be written to one watch's socket; a client
   // that falls this far behind is disconnected (it re-lists and re-watches).

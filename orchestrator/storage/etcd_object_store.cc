@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -158,6 +160,21 @@ absl::StatusOr<std::unique_ptr<Subscription>> EtcdObjectStore::Watch(std::string
                                                                      int64_t after_revision,
                                                                      EventSink on_events,
                                                                      EndSink on_end) {
+  // The window may still hold events etcd has compacted away; a start that
+  // etcd could no longer serve is refused all the same, so a client sees the
+  // same 410 from every member whatever its window holds.
+  if (after_revision > 0) {
+    gc::GetOptions probe;
+    probe.revision = after_revision;
+    probe.count_only = true;
+    probe.limit = 1;
+    auto read = client_->kv().Get(options_.root_prefix, probe);
+    if (!read.ok() && absl::IsOutOfRange(read.status()) &&
+        absl::StrContains(read.status().message(), "compacted")) {
+      return absl::OutOfRangeError(
+          absl::StrCat("too old resource version: ", after_revision, " (compacted)"));
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!ready_) return absl::UnavailableError("the store's watch is not established yet");
   if (after_revision < history_floor_revision_) {
@@ -167,10 +184,12 @@ absl::StatusOr<std::unique_ptr<Subscription>> EtcdObjectStore::Watch(std::string
   // Replay what the window holds after the start, then join the live feed;
   // both under mu_, so no event falls between them.
   std::vector<ObjectEvent> replay;
-  for (const ObjectEvent& e : history_) {
-    if (e.revision > after_revision && e.object.key.starts_with(prefix)) {
-      replay.push_back(e);
-    }
+  // history_ is in revision order: skip to the first event after the start.
+  auto first = std::upper_bound(
+      history_.begin(), history_.end(), after_revision,
+      [](int64_t revision, const ObjectEvent& e) { return revision < e.revision; });
+  for (auto it = first; it != history_.end(); ++it) {
+    if (it->object.key.starts_with(prefix)) replay.push_back(*it);
   }
   if (!replay.empty()) on_events(replay);
   std::lock_guard<std::mutex> hub_lock(hub_->mu);
@@ -186,17 +205,28 @@ absl::StatusOr<std::unique_ptr<gc::Watcher>> EtcdObjectStore::OpenWatch() {
   auto head = client_->kv().Get(options_.root_prefix, count);
   if (!head.ok()) return head.status();
   const int64_t revision = head->header().revision();
+  // Start a little in the past: objects written before this watch came up
+  // (right after the member started, or while it was re-established) stay
+  // watchable from their own resourceVersion.
+  int64_t start = std::max<int64_t>(1, revision + 1 - options_.backfill_revisions);
   gc::WatchOptions wo;
   wo.prefix = true;
-  wo.start_revision = revision + 1;
   wo.prev_kv = true;
   wo.progress_notify = true;
-  auto watcher = client_->watch().Watch(options_.root_prefix, wo);
+  absl::StatusOr<std::unique_ptr<gc::Watcher>> watcher;
+  // At most twice: once from `start`, once from the compaction it reports.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    wo.start_revision = start;
+    watcher = client_->watch().Watch(options_.root_prefix, wo);
+    if (watcher.ok() || !gc::IsCompacted(watcher.status())) break;
+    start = std::max(start, gc::CompactRevision(watcher.status()));
+  }
   if (!watcher.ok()) return watcher.status();
   std::lock_guard<std::mutex> lock(mu_);
   history_.clear();
-  history_floor_revision_ = revision;
-  watched_revision_ = std::max(watched_revision_, revision);
+  history_floor_revision_ = start - 1;
+  // Not `revision`: the replay up to it has not been delivered yet.
+  watched_revision_ = std::max(watched_revision_, start - 1);
   ready_ = true;
   ready_cv_.notify_all();
   return watcher;

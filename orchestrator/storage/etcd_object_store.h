@@ -25,6 +25,9 @@ struct EtcdObjectStoreOptions {
   std::string root_prefix = "/registry/";
   // Events kept for subscribers that start in the past.
   size_t history_events_max = 20000;
+  // How far before the current revision the shared watch starts when it is
+  // (re-)established, so the window also covers writes made just before.
+  int64_t backfill_revisions = 10000;
   // Quiet period after which the store asks etcd for a progress notification,
   // so watched_revision() (bookmarks) keeps up with writes outside the prefix.
   absl::Duration progress_interval = absl::Seconds(5);

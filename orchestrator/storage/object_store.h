@@ -74,7 +74,9 @@ class ObjectStore {
   virtual absl::StatusOr<int64_t> Update(std::string_view key, std::string_view value,
                                          int64_t expected_mod_revision) = 0;
   virtual absl::StatusOr<int64_t> Delete(std::string_view key, int64_t expected_mod_revision) = 0;
-  // Every change under `prefix` with revision > `after_revision`.
+  // Every change under `prefix` with revision > `after_revision`. OutOfRange
+  // if `after_revision` has been compacted or is older than what the store
+  // can replay. May block (a read of the store); never call it on an I/O thread.
   virtual absl::StatusOr<std::unique_ptr<Subscription>> Watch(std::string_view prefix,
                                                               int64_t after_revision,
                                                               EventSink on_events,
