@@ -620,6 +620,7 @@ spec:
   EXPECT_EQ(sts["spec"]["podManagementPolicy"], "OrderedReady");
   EXPECT_EQ(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
   Json svc = GetJson("service", "svc");
+  EXPECT_EQ(svc["spec"]["clusterIP"].get<std::string>().rfind("10.", 0), 0u) << svc.dump();
   EXPECT_EQ(svc["spec"]["ports"][0]["protocol"], "TCP");
   EXPECT_EQ(svc["spec"]["sessionAffinity"], "None");
   // describe of an object that has events lists them.

@@ -323,6 +323,34 @@ TEST_F(HandlerTest, FinalizersHoldDeletionUntilRemoved) {
   EXPECT_EQ(protected_ns.status, 403);
 }
 
+TEST_F(HandlerTest, ServicesGetUniqueClusterIps) {
+  const std::string path = "/api/v1/namespaces/default/services";
+  auto svc = [](const std::string& name, const std::string& ip) {
+    Json s = {{"metadata", {{"name", name}}}, {"spec", {{"ports", {{{"port", 80}}}}}}};
+    if (!ip.empty()) s["spec"]["clusterIP"] = ip;
+    return s.dump();
+  };
+  Json a = J(Do("POST", path, svc("a", "")));
+  Json b = J(Do("POST", path, svc("b", "")));
+  const std::string ip_a = a["spec"]["clusterIP"];
+  ASSERT_TRUE(ip_a.rfind("10.", 0) == 0) << a.dump();
+  EXPECT_NE(ip_a, b["spec"]["clusterIP"]);
+  EXPECT_EQ(a["spec"]["clusterIPs"], Json::array({ip_a}));
+  auto taken = Do("POST", path, svc("c", ip_a));
+  EXPECT_EQ(taken.status, 422) << taken.body;
+  EXPECT_TRUE(J(taken)["message"].get<std::string>().find("already allocated") !=
+              std::string::npos);
+  // An update that omits the address keeps it; a delete frees it.
+  Json replaced = a;
+  replaced["spec"].erase("clusterIP");
+  replaced["spec"].erase("clusterIPs");
+  EXPECT_EQ(J(Do("PUT", path + "/a", replaced.dump()))["spec"]["clusterIP"], ip_a);
+  ASSERT_EQ(Do("DELETE", path + "/a").status, 200);
+  EXPECT_EQ(Do("POST", path, svc("c", ip_a)).status, 201);
+  Json headless = J(Do("POST", path, svc("h", "None")));
+  EXPECT_EQ(headless["spec"]["clusterIP"], "None");
+}
+
 TEST(DiscoveryTest, OpenApiDeclaresFieldValidationOnPatch) {
   auto doc = OpenApiV3Document("apis/apps/v1");
   ASSERT_TRUE(doc.has_value());

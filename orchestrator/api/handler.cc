@@ -27,6 +27,11 @@ constexpr int kConflictRetriesMax = 5;
 constexpr int64_t kScanPageObjectsMax = 500;
 // Depth of owner -> dependent cascades (deployment -> replica set -> pod).
 constexpr int kCascadeDepthMax = 4;
+// Service cluster IPs come from 10.96.0.0/12, Kubernetes' default range.
+constexpr uint32_t kClusterIpRangeBase = (10u << 24) | (96u << 16);
+constexpr uint64_t kClusterIpRangeSize = 1u << 20;
+// Random picks before giving up; a range this size fills long before it fails.
+constexpr int kClusterIpAttemptsMax = 64;
 const std::vector<std::string> kDefaultNamespaces = {"default", "kube-system", "kube-public",
                                                      "kube-node-lease"};
 
@@ -590,10 +595,78 @@ ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& req
     }
   }
   if (request.query.count("dryRun")) return JsonResponse(201, o);
+  std::string reserved_ip_key;
+  if (type.kind == "Service") {
+    auto ip = AllocateClusterIp(o);
+    if (auto* e = std::get_if<ApiError>(&ip)) return *e;
+    reserved_ip_key = std::get<std::string>(ip);
+  }
   auto revision = store_.Create(KeyFor(type, route.namespace_name, name), o.dump());
-  if (!revision.ok()) return FromStore(revision.status(), type, name);
+  if (!revision.ok()) {
+    ReleaseClusterIp(reserved_ip_key);
+    return FromStore(revision.status(), type, name);
+  }
   meta["resourceVersion"] = absl::StrCat(*revision);
   return JsonResponse(201, o);
+}
+
+std::variant<std::string, ApiError> ApiHandler::AllocateClusterIp(Json& service) {
+  Json& spec = service["spec"];
+  const std::string type = StringAt(spec, "type");
+  const std::string wanted = StringAt(spec, "clusterIP");
+  const std::string name = MetaString(service, "name");
+  if (type == "ExternalName" || wanted == "None") {
+    if (wanted == "None") spec["clusterIPs"] = Json::array({"None"});
+    return std::string();
+  }
+  // One key per address, created only if absent: two services can never
+  // hold the same address, whichever members their creates went through.
+  auto reserve = [&](const std::string& ip) -> absl::StatusOr<std::string> {
+    const std::string key = absl::StrCat(kRegistryPrefix, "serviceips/", ip);
+    auto created = store_.Create(key, Json{{"service", name}}.dump());
+    if (!created.ok()) return created.status();
+    return key;
+  };
+  const ResourceType& services = *FindResourceType("", "v1", "services");
+  if (!wanted.empty()) {
+    auto key = reserve(wanted);
+    if (absl::IsAlreadyExists(key.status())) {
+      return Invalid(services, name,
+                     {{"FieldValueInvalid", "spec.clusterIPs",
+                       absl::StrCat("Invalid value: [\"", wanted, "\"]: failed to allocate IP ",
+                                    wanted, ": provided IP is already allocated")}});
+    }
+    if (!key.ok()) return FromStore(key.status(), services, name);
+    spec["clusterIPs"] = Json::array({wanted});
+    return *key;
+  }
+  for (int attempt = 0; attempt < kClusterIpAttemptsMax; ++attempt) {
+    uint64_t offset;
+    {
+      std::lock_guard<std::mutex> lock(random_mu_);
+      offset = random_() % kClusterIpRangeSize;
+    }
+    if (offset < 2) continue;  // the network address and the first service's
+    const uint32_t address = kClusterIpRangeBase + static_cast<uint32_t>(offset);
+    const std::string ip = absl::StrCat(address >> 24, ".", (address >> 16) & 0xff, ".",
+                                        (address >> 8) & 0xff, ".", address & 0xff);
+    auto key = reserve(ip);
+    if (absl::IsAlreadyExists(key.status())) continue;
+    if (!key.ok()) return FromStore(key.status(), services, name);
+    spec["clusterIP"] = ip;
+    spec["clusterIPs"] = Json::array({ip});
+    return *key;
+  }
+  return ApiError{500,
+                  "InternalError",
+                  "Internal error occurred: failed to allocate a serviceIP: range is full",
+                  {}};
+}
+
+void ApiHandler::ReleaseClusterIp(const std::string& key) {
+  if (key.empty()) return;
+  auto stored = store_.Get(key);
+  if (stored.ok()) (void)store_.Delete(key, stored->mod_revision);
 }
 
 std::variant<Json, ApiError> ApiHandler::Store(const ResourceType& type, Json o, const Json& old,
@@ -634,6 +707,12 @@ std::variant<Json, ApiError> ApiHandler::Store(const ResourceType& type, Json o,
   }
   meta.erase("resourceVersion");
   meta.erase("managedFields");
+  if (type.kind == "Service" && o.contains("spec") && o["spec"].is_object()) {
+    // An update that leaves the allocated address out keeps it.
+    for (const char* f : {"clusterIP", "clusterIPs"}) {
+      if (!o["spec"].contains(f) && Find(old, {"spec", f})) o["spec"][f] = old["spec"][f];
+    }
+  }
   type.set_defaults(o);
   if (SpecPart(o) != SpecPart(old)) meta["generation"] = IntAt(old_meta, "generation", 1) + 1;
   FieldErrors errors = type.validate(o, &old);
@@ -978,6 +1057,12 @@ std::variant<Json, ApiError> ApiHandler::DeleteObject(const ResourceType& type,
     if (!deleted.ok()) {
       if (absl::IsAborted(deleted.status())) continue;
       return FromStore(deleted.status(), type, name);
+    }
+    if (type.kind == "Service") {
+      const std::string ip = StringAt(o.value("spec", Json::object()), "clusterIP");
+      if (!ip.empty() && ip != "None") {
+        ReleaseClusterIp(absl::StrCat(kRegistryPrefix, "serviceips/", ip));
+      }
     }
     if (depth < kCascadeDepthMax && !uid.empty()) {
       for (auto& [dep_type, dep] : Dependents(ns, uid)) {

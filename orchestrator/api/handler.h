@@ -132,6 +132,10 @@ class ApiHandler {
                bool with_columns, const std::string& resource_version,
                const std::string& continue_token) const;
   bool WantsTable(const HttpRequest& request) const;
+  // Reserves the service's cluster IP (the one asked for, or a free one);
+  // returns the reservation's key ("" if the service takes none).
+  std::variant<std::string, ApiError> AllocateClusterIp(Json& service);
+  void ReleaseClusterIp(const std::string& reservation_key);
   std::string NewUid();
   std::string RandomSuffix();
 
