@@ -518,6 +518,21 @@ spec:
   EXPECT_TRUE(absl::StrContains(r.err, "`selector` does not match template `labels`")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "spec.template.spec.containers[0].image: Required value"))
       << r.err;
+  // Strict field validation (kubectl's default) catches a misspelt field.
+  auto typo = K({"apply", "-f",
+                 WriteFile("typo.yaml",
+                           "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: t\n"
+                           "  lables: {a: b}\ndata: {k: v}\n")});
+  EXPECT_NE(typo.exit_code, 0);
+  EXPECT_TRUE(
+      absl::StrContains(typo.err, "strict decoding error: unknown field \"metadata.lables\""))
+      << typo.err;
+  auto lax = K({"apply", "--validate=false", "-f",
+                WriteFile("typo.yaml",
+                          "apiVersion: v1\n"
+                          "kind: ConfigMap\nmetadata:\n  name: t\n  lables: {a: b}\n")});
+  EXPECT_EQ(lax.exit_code, 0) << lax.err;
+  EXPECT_FALSE(GetJson("configmap", "t")["metadata"].contains("lables"));  // dropped
   auto missing = K({"get", "deployment", "nope"});
   EXPECT_EQ(missing.err, "Error from server (NotFound): deployments.apps \"nope\" not found\n");
   auto no_ns = Kubectl(

@@ -201,6 +201,14 @@ TEST_F(HandlerTest, InvalidObjectsGet422WithCauses) {
   std::set<std::string> fields;
   for (const Json& c : s["details"]["causes"]) fields.insert(c["field"]);
   EXPECT_EQ(fields, (std::set<std::string>{"metadata.name", "spec.replicas"}));
+  Json typo = Json::parse(Deployment("ok", 1));
+  typo["spce"] = typo["spec"];
+  auto strict =
+      Do("POST", kDeployments, typo.dump(), "application/json", {{"fieldValidation", "Strict"}});
+  EXPECT_EQ(strict.status, 400);
+  EXPECT_EQ(J(strict)["message"],
+            "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding "
+            "error: unknown field \"spce\"");
   auto garbage = Do("POST", kDeployments, "{not json");
   EXPECT_EQ(garbage.status, 400);
   auto wrong_kind = Do("POST", kDeployments, R"({"kind":"Pod","apiVersion":"v1"})");

@@ -96,6 +96,31 @@ std::optional<int64_t> ParseRevision(const std::string& rv) {
   return n;
 }
 
+// fieldValidation=Strict (kubectl's default): an unknown field is an error.
+// Otherwise it is dropped, as decoding into Kubernetes' typed objects does.
+std::optional<ApiError> ApplyFieldValidation(const ResourceType& type, Json& object,
+                                             const HttpRequest& request) {
+  auto it = request.query.find("fieldValidation");
+  const bool strict = it != request.query.end() && it->second == "Strict";
+  // Each round removes one field, so the object's own size bounds the loop.
+  const size_t rounds_max = object.size() + object.value("metadata", Json::object()).size() + 1;
+  for (size_t round = 0; round < rounds_max; ++round) {
+    const std::string unknown = UnknownField(type, object);
+    if (unknown.empty()) return std::nullopt;
+    if (strict) {
+      return BadRequest(absl::StrCat(type.kind, " in version \"", type.version,
+                                     "\" cannot be handled as a ", type.kind,
+                                     ": strict decoding error: unknown field \"", unknown, "\""));
+    }
+    if (absl::StartsWith(unknown, "metadata.")) {
+      object["metadata"].erase(unknown.substr(std::string_view("metadata.").size()));
+    } else {
+      object.erase(unknown);
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 HttpResponse ErrorResponse(const ApiError& error) {
@@ -537,6 +562,7 @@ ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& req
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   Json o = std::get<Json>(parsed);
   if (!o.is_object()) return BadRequest("the body of the request must be a JSON object");
+  if (auto strict = ApplyFieldValidation(type, o, request)) return *strict;
   if (o.contains("kind") && o["kind"] != type.kind) {
     return BadRequest(absl::StrCat("the kind of the object (", o["kind"].dump(),
                                    ") does not match the resource (", type.kind, ")"));
@@ -795,6 +821,9 @@ ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& req
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   Json body = std::get<Json>(std::move(parsed));
   if (!body.is_object()) return BadRequest("the body of the request must be a JSON object");
+  if (route.subresource != "scale") {
+    if (auto strict = ApplyFieldValidation(*route.type, body, request)) return *strict;
+  }
   const bool pinned = !MetaString(body, "resourceVersion").empty();
   Mutation mutate = [&](const Json& current) -> std::variant<Json, ApiError> {
     if (route.subresource == "scale") {
@@ -847,6 +876,9 @@ ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& requ
       return UnsupportedMediaType(request.content_type);
     }
     if (!patched.ok()) return BadRequest(std::string(patched.status().message()));
+    if (route.subresource != "scale") {
+      if (auto strict = ApplyFieldValidation(type, *patched, request)) return *strict;
+    }
     if (route.subresource == "scale") {
       Json next = current;
       const Json* replicas = Find(*patched, {"spec", "replicas"});
