@@ -157,6 +157,7 @@ int Run(int argc, char** argv) {
     std::string self = config->listen_client_urls.at(0).HostPort();
     // A wildcard listen address is reached on loopback.
     if (self.rfind("0.0.0.0:", 0) == 0) self = "127.0.0.1:" + self.substr(8);
+    if (self.rfind("[::]:", 0) == 0) self = "[::1]:" + self.substr(5);
     ao.store_endpoints = {self};
     auto started = ganglion::orchestrator::ApiServer::Start(std::move(ao));
     if (!started.ok()) {
