@@ -5,7 +5,8 @@
 #   scripts/cluster.sh status      pids + `etcdctl endpoint status/health`
 #   scripts/cluster.sh logs [name] tail of one member's log (or all)
 # Members m1 m2 m3: client 2379/22379/32379, peer 2380/22380/32380,
-# metrics 2381/22381/32381. Data, logs (<data>/<name>.log) and pid files
+# metrics 2381/22381/32381, Kubernetes-shaped API 6443/26443/36443 (ganglion
+# only; `up` writes <data>/kubeconfig with one context per member). Data, logs (<data>/<name>.log) and pid files
 # (<data>/<name>.pid) live under ./data or $GANGLION_DATA.
 # GANGLION_BIN overrides the server binary; the flags are etcd 3.4's, so
 # GANGLION_BIN=/usr/bin/etcd runs the same cluster with real etcd.
@@ -23,6 +24,7 @@ names=(m1 m2 m3)
 client_ports=(2379 22379 32379)
 peer_ports=(2380 22380 32380)
 metrics_ports=(2381 22381 32381)
+api_ports=(6443 26443 36443)
 token=ganglion-local
 # Deadlines, in seconds.
 healthy_deadline_s=${GANGLION_UP_TIMEOUT:-60}
@@ -83,6 +85,8 @@ start_member() {
   local i=$1 name=${names[$i]}
   local client="http://127.0.0.1:${client_ports[$i]}" peer="http://127.0.0.1:${peer_ports[$i]}"
   echo "==== cluster.sh: starting $name ($bin) at $(date -u +%FT%TZ)" >>"$data/$name.log"
+  local api_flags=()
+  if serves_api; then api_flags=(--listen-api-urls "http://127.0.0.1:${api_ports[$i]}"); fi
   # setsid: the member outlives this shell and the terminal; its own session
   # also keeps a Ctrl-C in the terminal from reaching it.
   setsid "$bin" \
@@ -96,8 +100,35 @@ start_member() {
     --initial-cluster-token "$token" \
     --heartbeat-interval 100 --election-timeout 1000 \
     --log-level info \
+    "${api_flags[@]}" \
     </dev/null >>"$data/$name.log" 2>&1 &
   echo $! >"$data/$name.pid"
+}
+
+# Real etcd has no orchestrator API; only ganglion gets the flag.
+serves_api() { [ "$(basename "${bin:-${GANGLION_BIN:-ganglion}}")" != etcd ]; }
+
+# A kubeconfig with one context per member (m1 current): kubectl against any member.
+write_kubeconfig() {
+  local f="$data/kubeconfig" i
+  {
+    echo "apiVersion: v1"
+    echo "kind: Config"
+    echo "clusters:"
+    for i in "${!names[@]}"; do
+      echo "- name: ${names[$i]}"
+      echo "  cluster: {server: \"http://127.0.0.1:${api_ports[$i]}\"}"
+    done
+    echo "contexts:"
+    for i in "${!names[@]}"; do
+      echo "- name: ${names[$i]}"
+      echo "  context: {cluster: ${names[$i]}, user: local, namespace: default}"
+    done
+    echo "users:"
+    echo "- name: local"
+    echo "  user: {}"
+    echo "current-context: ${names[0]}"
+  } >"$f"
 }
 
 # A hook for what will run beside the members (the orchestrator runs inside
@@ -112,7 +143,7 @@ cmd_up() {
   for i in "${!names[@]}"; do
     name=${names[$i]}
     if [ -n "$(member_pid "$name")" ]; then continue; fi
-    for p in "${client_ports[$i]}" "${peer_ports[$i]}" "${metrics_ports[$i]}"; do
+    for p in "${client_ports[$i]}" "${peer_ports[$i]}" "${metrics_ports[$i]}" "${api_ports[$i]}"; do
       if port_in_use "$p"; then
         echo "cluster: port $p (for $name) is already in use by another process." >&2
         echo "cluster: is a system etcd running? (systemctl stop etcd) or: ss -ltnp 'sport = :$p'" >&2
@@ -154,6 +185,14 @@ cmd_up() {
     sleep 0.5
   done
   start_extras
+  local kube_hint=""
+  if [ -z "${GANGLION_BIN:-}" ] || serves_api; then
+    write_kubeconfig
+    kube_hint="  export KUBECONFIG=$data/kubeconfig
+  kubectl get namespaces; kubectl apply -f <manifest>; kubectl get pods -w
+  (contexts m1 m2 m3: kubectl --context m2 ... talks to the second member)
+"
+  fi
 
   cat <<EOF
 cluster: healthy. Members m1 m2 m3, data and logs in $data
@@ -164,8 +203,9 @@ Try:
   etcdctl member list -w table
   etcdctl endpoint status -w table
   etcdctl watch foo            # then put foo from another shell
-  $0 status | logs m1 | down
+$kube_hint  $0 status | logs m1 | down
 EOF
+  if [ -n "$kube_hint" ]; then echo "export KUBECONFIG=$data/kubeconfig"; fi
 }
 
 cmd_down() {

@@ -60,6 +60,9 @@ constexpr FlagSpec kFlags[] = {
      "Maximum number of operations permitted in a transaction."},
     {"listen-metrics-urls", FlagKind::kUrls, "",
      "List of URLs to listen on for the metrics and health endpoints."},
+    {"listen-api-urls", FlagKind::kUrls, "",
+     "Ganglion: list of URLs to serve the orchestrator's Kubernetes-shaped API on (http only "
+     "for now)."},
     {"restore", FlagKind::kString, "",
      "Ganglion: seed a new --data-dir from this snapshot file (from `etcdctl snapshot save`) "
      "as a member of the --initial-cluster, then start."},
@@ -438,6 +441,14 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
         if (name == "listen-peer-urls") c.listen_peer_urls = *urls;
         if (name == "initial-advertise-peer-urls") c.initial_advertise_peer_urls = *urls;
         if (name == "listen-metrics-urls") c.listen_metrics_urls = *urls;
+        if (name == "listen-api-urls") {
+          for (const Url& u : *urls) {
+            if (u.scheme != "http") {
+              return InvalidValue(name, value, "the API serves plain http only (TLS comes later)");
+            }
+          }
+          c.listen_api_urls = *urls;
+        }
         break;
       }
       case FlagKind::kChoice:

@@ -39,6 +39,7 @@ TEST(ConfigTest, DefaultsAreEtcds) {
   EXPECT_EQ(Strings(c->listen_peer_urls), Args{"http://localhost:2380"});
   EXPECT_EQ(Strings(c->initial_advertise_peer_urls), Args{"http://localhost:2380"});
   EXPECT_TRUE(c->listen_metrics_urls.empty());
+  EXPECT_TRUE(c->listen_api_urls.empty());
   EXPECT_EQ(c->initial_cluster, "default=http://localhost:2380");
   EXPECT_EQ(c->initial_cluster_state, "new");
   EXPECT_TRUE(c->IsNewCluster());
@@ -83,6 +84,7 @@ TEST(ConfigTest, BothSyntaxesAndSingleDash) {
                  "--max-request-bytes=10",
                  "--max-txn-ops=3",
                  "--listen-metrics-urls=http://127.0.0.1:2381",
+                 "--listen-api-urls=http://127.0.0.1:6443,http://0.0.0.0:6444",
                  "--log-level=debug"};
   Args spaced;
   for (const std::string& a : equals) {
@@ -109,6 +111,7 @@ TEST(ConfigTest, BothSyntaxesAndSingleDash) {
     EXPECT_EQ(c->max_request_bytes, 10u);
     EXPECT_EQ(c->max_txn_ops, 3u);
     EXPECT_EQ(Strings(c->listen_metrics_urls), Args{"http://127.0.0.1:2381"});
+    EXPECT_EQ(Strings(c->listen_api_urls), (Args{"http://127.0.0.1:6443", "http://0.0.0.0:6444"}));
     EXPECT_EQ(c->log_level, "debug");
     EXPECT_EQ(c->initial_members.size(), 2u);
   }
@@ -169,6 +172,9 @@ TEST(ConfigTest, UrlErrors) {
   EXPECT_EQ(ErrorOf({"--advertise-client-urls=http://h:1/path"}),
             "invalid value \"http://h:1/path\" for flag -advertise-client-urls: "
             "URL must not contain a path: http://h:1/path");
+  EXPECT_EQ(ErrorOf({"--listen-api-urls=https://127.0.0.1:6443"}),
+            "invalid value \"https://127.0.0.1:6443\" for flag -listen-api-urls: the API serves "
+            "plain http only (TLS comes later)");
   EXPECT_EQ(ErrorOf({"--listen-metrics-urls=http://h:99999"}),
             "invalid value \"http://h:99999\" for flag -listen-metrics-urls: "
             "URL has an invalid port: http://h:99999");

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "orchestrator/api/api_server.h"
 #include "server/config.h"
 #include "server/http_endpoint.h"
 #include "server/server.h"
@@ -173,6 +174,32 @@ int Run(int argc, char** argv) {
     }
   }
 
+  // The orchestrator's API talks to this member over its own client URL, so
+  // its writes take the same proposal path as any etcd client's. It connects
+  // in the background: a member without a leader yet still starts.
+  std::unique_ptr<ganglion::orchestrator::ApiServer> api_server;
+  if (!config->listen_api_urls.empty()) {
+    ganglion::orchestrator::ApiServerOptions ao;
+    for (const auto& url : config->listen_api_urls) ao.listen_addresses.push_back(url.HostPort());
+    std::string self = config->listen_client_urls.at(0).HostPort();
+    // A wildcard listen address is reached on loopback.
+    if (self.rfind("0.0.0.0:", 0) == 0) self = "127.0.0.1:" + self.substr(8);
+    if (self.rfind("[::]:", 0) == 0) self = "[::1]:" + self.substr(5);
+    ao.store_endpoints = {self};
+    auto started = ganglion::orchestrator::ApiServer::Start(std::move(ao));
+    if (!started.ok()) {
+      std::fprintf(stderr, "ganglion: %s\n", std::string(started.status().message()).c_str());
+      if (metrics_http) metrics_http->Stop();
+      grpc_server->Shutdown();
+      (*server)->Stop();
+      return 1;
+    }
+    api_server = std::move(*started);
+    for (const auto& address : api_server->addresses()) {
+      spdlog::info("event=serving_api address={}", address);
+    }
+  }
+
   std::thread waiter([&] {
     int sig = 0;
     sigwait(&signals, &sig);
@@ -184,6 +211,7 @@ int Run(int argc, char** argv) {
     // Let the last answers (the removal itself) leave before exiting.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  if (api_server) api_server->Stop();
   if (metrics_http) metrics_http->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*server)->Stop();

@@ -243,6 +243,8 @@ std::string Member::PeerUrl() const {
   return absl::StrCat("http://127.0.0.1:", peer_port);
 }
 
+std::string Member::ApiUrl() const { return absl::StrCat("http://127.0.0.1:", api_port); }
+
 ProcessCluster::ProcessCluster(ClusterOptions options) : options_(std::move(options)) {
   if (options_.data_root.empty()) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "ganglion-cluster-XXXXXX");
@@ -274,13 +276,14 @@ int ProcessCluster::PrepareMember(const std::string& name) {
   m.name = name;
   std::set<int> taken;
   for (const auto& other : members_) {
-    taken.insert({other.client_port, other.peer_port, other.metrics_port});
+    taken.insert({other.client_port, other.peer_port, other.metrics_port, other.api_port});
   }
   // A port search failure leaves port 0; Spawn reports it.
   auto take = [&] { return FreeLoopbackPort(taken).value_or(0); };
   m.client_port = take();
   m.peer_port = take();
   m.metrics_port = take();
+  if (options_.serve_api) m.api_port = take();
   m.data_dir = absl::StrCat(data_root_, "/", name);
   m.log_path = absl::StrCat(data_root_, "/", name, ".log");
   members_.push_back(std::move(m));
@@ -333,7 +336,8 @@ absl::Status ProcessCluster::Start() {
 absl::Status ProcessCluster::Spawn(int i) {
   Member& m = members_.at(i);
   if (m.pid != 0) return absl::FailedPreconditionError(absl::StrCat(m.name, " already runs"));
-  if (m.client_port == 0 || m.peer_port == 0 || m.metrics_port == 0) {
+  if (m.client_port == 0 || m.peer_port == 0 || m.metrics_port == 0 ||
+      (options_.serve_api && m.api_port == 0)) {
     return absl::UnavailableError(absl::StrCat(m.name, ": no free loopback ports"));
   }
   std::vector<std::string> args = {
@@ -363,6 +367,10 @@ absl::Status ProcessCluster::Spawn(int i) {
       "--election-timeout",
       std::to_string(options_.election_timeout_ms),
   };
+  if (options_.serve_api) {
+    args.push_back("--listen-api-urls");
+    args.push_back(m.ApiUrl());
+  }
   args.insert(args.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   std::vector<std::string> env_strings = EnvironmentWith({});
   std::vector<char*> argv = CStrings(args);

@@ -51,6 +51,8 @@ struct ClusterOptions {
   std::string data_root;
   bool keep_data = false;
   std::vector<std::string> extra_flags;  // appended to every member's flags
+  // Give each member --listen-api-urls on a free loopback port (ganglion only).
+  bool serve_api = false;
   std::string name_prefix = "m";         // members are m1, m2, ...
   std::string cluster_token = "ganglion-test";
   int heartbeat_interval_ms = 100;
@@ -70,6 +72,7 @@ struct Member {
   int client_port = 0;
   int peer_port = 0;
   int metrics_port = 0;
+  int api_port = 0;  // 0 unless ClusterOptions::serve_api
   std::string data_dir;
   std::string log_path;
   std::string initial_cluster;        // --initial-cluster it was started with
@@ -80,6 +83,7 @@ struct Member {
   std::string ClientEndpoint() const;  // "127.0.0.1:port"
   std::string ClientUrl() const;       // "http://127.0.0.1:port"
   std::string PeerUrl() const;
+  std::string ApiUrl() const;  // "http://127.0.0.1:api_port"
 };
 
 class ProcessCluster {
