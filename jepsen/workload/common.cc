@@ -55,6 +55,17 @@ absl::StatusOr<std::unique_ptr<client::Client>> MakeClient(const WorkloadOptions
   return client::Client::Create(config);
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<client::Client>>> MakeClients(
+    const WorkloadOptions& options, int count) {
+  std::vector<std::unique_ptr<client::Client>> clients;
+  for (int t = 0; t < count; t++) {
+    auto c = MakeClient(options, t);
+    if (!c.ok()) return c.status();
+    clients.push_back(*std::move(c));
+  }
+  return clients;
+}
+
 void Pace::Wait() {
   if (interval_.count() <= 0) return;
   next_ += interval_;

@@ -19,6 +19,9 @@ namespace ganglion::jepsen {
 // a workload spread over the members instead of all pinning the first.
 absl::StatusOr<std::unique_ptr<client::Client>> MakeClient(const WorkloadOptions& options,
                                                            int rotate);
+// `count` clients, client t rotated by t (one per workload thread).
+absl::StatusOr<std::vector<std::unique_ptr<client::Client>>> MakeClients(
+    const WorkloadOptions& options, int count);
 
 // At most one operation per interval per thread.
 class Pace {

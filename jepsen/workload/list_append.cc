@@ -42,11 +42,9 @@ class ListAppendWorkload : public Workload {
   std::string name() const override { return "list-append"; }
 
   absl::Status Start() override {
-    for (int t = 0; t < options_.concurrency; t++) {
-      auto c = MakeClient(options_, t);
-      if (!c.ok()) return c.status();
-      clients_.push_back(*std::move(c));
-    }
+    auto clients = MakeClients(options_, options_.concurrency);
+    if (!clients.ok()) return clients.status();
+    clients_ = *std::move(clients);
     pool_.Start(options_.concurrency,
                 [this](int t, const std::atomic<bool>& stop) { Run(t, stop); });
     return absl::OkStatus();

@@ -29,11 +29,9 @@ class WatchWorkload : public Workload {
   std::string name() const override { return "watch"; }
 
   absl::Status Start() override {
-    for (int t = 0; t < options_.concurrency + kWatchers; t++) {
-      auto c = MakeClient(options_, t);
-      if (!c.ok()) return c.status();
-      clients_.push_back(*std::move(c));
-    }
+    auto clients = MakeClients(options_, options_.concurrency + kWatchers);
+    if (!clients.ok()) return clients.status();
+    clients_ = *std::move(clients);
     auto start = PutUntilOk("w/start", "start");
     if (!start.ok()) return start.status();
     start_revision_ = *start;
