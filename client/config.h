@@ -4,8 +4,13 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace grpc {
+class Channel;
+}
 
 namespace ganglion::client {
 
@@ -18,6 +23,11 @@ struct TlsFiles {
 struct ClientConfig {
   // "host:port" of each member. At least one; order is the first preference.
   std::vector<std::string> endpoints;
+  // A channel already made, used instead of dialing: an in-process channel
+  // to the gRPC server of this same process (grpc::Server::InProcessChannel),
+  // so a component inside a member reaches it without a network hop. Then
+  // `endpoints` holds one name for it, used in logs only.
+  std::shared_ptr<grpc::Channel> channel;
   // How long one attempt may wait for a connection that is not up yet before
   // the next member is tried.
   std::chrono::milliseconds dial_timeout{2000};

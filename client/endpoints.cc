@@ -153,6 +153,9 @@ absl::Duration RetryPause(int attempt) {
 
 absl::StatusOr<std::shared_ptr<EndpointSet>> EndpointSet::Create(const ClientConfig& config) {
   if (config.endpoints.empty()) return absl::InvalidArgumentError("client: no endpoints");
+  if (config.channel != nullptr && config.endpoints.size() != 1) {
+    return absl::InvalidArgumentError("client: a given channel takes exactly one endpoint name");
+  }
   if (!config.username.empty() || !config.password.empty()) {
     return absl::UnimplementedError("client: authentication is not wired yet");
   }
@@ -178,6 +181,11 @@ absl::StatusOr<std::shared_ptr<EndpointSet>> EndpointSet::Create(const ClientCon
       std::make_shared<EndpointSet>(config.endpoints, absl::FromChrono(config.unhealthy_backoff),
                                     absl::FromChrono(config.unhealthy_backoff_max));
   set->config_ = config;
+  if (config.channel != nullptr) {
+    set->channels_.push_back(config.channel);
+    set->stubs_.push_back(std::make_unique<Stubs>(config.channel));
+    return set;
+  }
   for (const std::string& address : config.endpoints) {
     grpc::ChannelArguments args;
     // A channel of its own per Client and member: a shared subchannel pool

@@ -417,6 +417,7 @@ void Server::ApplyCommitted(Committed& committed) {
   }
   if (last_index == 0) return;  // everything was already applied
   if (last_index > st->applied_index()) flush(last_index);
+  MaybeReportLeading(committed.entries.back().term);
   if (removed_self) {
     spdlog::warn("event=removed member={} reason=\"{}\"", absl::StrFormat("%x", member_id_),
                  kErrMemberRemoved);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -483,6 +484,10 @@ void Server::OnLeaderChange(const raft::SoftState& soft, raft::Term term) {
     lessor_->Promote(lease::Clock::now(), std::chrono::milliseconds(config_.election_timeout_ms));
   } else if (previous == member_id_) {
     lessor_->Demote();
+    // Under the lock, so a report from the apply thread cannot overtake it.
+    std::lock_guard lock(leadership_mu_);
+    const uint64_t was_leading = std::exchange(leading_term_, 0);
+    if (was_leading != 0 && leadership_observer_) leadership_observer_(false, was_leading);
   }
   metrics_->has_leader->Set(soft.lead != 0 ? 1 : 0);
   metrics_->is_leader->Set(soft.lead == member_id_ ? 1 : 0);
@@ -499,6 +504,24 @@ void Server::OnLeaderChange(const raft::SoftState& soft, raft::Term term) {
     if (!reads_pending_.empty() && soft.lead != 0) IssueReadIndex();
   }
   for (ReadWaiter& r : failed) r.ready(LeaderChanged());
+}
+
+void Server::SetLeadershipObserver(LeadershipFn fn) {
+  std::lock_guard lock(leadership_mu_);
+  leadership_observer_ = std::move(fn);
+}
+
+void Server::MaybeReportLeading(raft::Term newest_applied_term) {
+  const uint64_t term = term_.load();
+  if (newest_applied_term != term) return;
+  // The leader is checked again under the lock: a step-down that runs
+  // before this sees leading_term_ unset and this then sees the new leader;
+  // one that runs after sees leading_term_ set and reports the step-down.
+  std::lock_guard lock(leadership_mu_);
+  if (leader_.load() != member_id_ || leading_term_ == term || !leadership_observer_) return;
+  leading_term_ = term;
+  spdlog::info("event=leading member={} term={}", Hex(member_id_), term);
+  leadership_observer_(true, term);
 }
 
 void Server::OnReadStates(std::vector<raft::ReadState> states) {

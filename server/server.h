@@ -178,6 +178,14 @@ class Server {
   // The watch hub (watch/): null before the threads start.
   watch::Hub* watch_hub() { return watch_hub_.get(); }
 
+  // Leadership as the orchestrator's reconcilers need it. Called with
+  // leading=true once this member, leader of `term`, has applied an entry of
+  // that term (so every write an earlier leader committed is applied here),
+  // and with leading=false as soon as it stops being leader. Called on the
+  // apply or raft thread: it must not block. Set before traffic starts.
+  using LeadershipFn = std::function<void(bool leading, uint64_t term)>;
+  void SetLeadershipObserver(LeadershipFn fn);
+
  private:
   using Clock = std::chrono::steady_clock;
   struct ReadWaiter {
@@ -301,6 +309,14 @@ class Server {
   // Leadership as last reported by the raft loop.
   std::atomic<uint64_t> leader_{0};
   std::atomic<uint64_t> term_{0};
+  // The term whose leadership was last reported to the observer (0: none
+  // or stepped down). Guarded by leadership_mu_, as is the observer.
+  std::mutex leadership_mu_;
+  uint64_t leading_term_ = 0;
+  LeadershipFn leadership_observer_;
+  // On the apply thread, after a batch: reports leadership of the current
+  // term once an entry of it is applied.
+  void MaybeReportLeading(raft::Term newest_applied_term);
 
   std::atomic<uint64_t> committed_index_{0};
   std::atomic<bool> publish_inflight_{false};

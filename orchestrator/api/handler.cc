@@ -166,10 +166,7 @@ std::string ApiHandler::PrefixFor(const ResourceType& type,
 }
 
 Json ApiHandler::Decode(const StoredObject& stored) const {
-  Json o = Json::parse(stored.value, nullptr, false);
-  if (!o.is_object()) o = Json::object();
-  o["metadata"]["resourceVersion"] = absl::StrCat(stored.mod_revision);
-  return o;
+  return ParseStoredObject(stored.value, stored.mod_revision);
 }
 
 std::string ApiHandler::EncodeStored(const StoredObject& stored) const {

@@ -54,6 +54,7 @@ absl::StatusOr<std::unique_ptr<EtcdObjectStore>> EtcdObjectStore::Create(
     EtcdObjectStoreOptions options) {
   gc::ClientConfig config;
   config.endpoints = options.endpoints;
+  config.channel = options.channel;
   auto client = gc::Client::Create(config);
   if (!client.ok()) return client.status();
   std::unique_ptr<EtcdObjectStore> store(

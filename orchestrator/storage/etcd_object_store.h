@@ -22,6 +22,9 @@ namespace ganglion::orchestrator {
 
 struct EtcdObjectStoreOptions {
   std::vector<std::string> endpoints;  // "host:port"
+  // Instead of dialing `endpoints`: a channel into this process's own member
+  // (see ClientConfig::channel); `endpoints` then holds its name.
+  std::shared_ptr<grpc::Channel> channel;
   std::string root_prefix = "/registry/";
   // Events kept for subscribers that start in the past.
   size_t history_events_max = 20000;

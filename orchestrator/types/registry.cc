@@ -145,4 +145,11 @@ std::string AgeOf(const Json& object, absl::Time now) {
   return HumanDuration(now - created);
 }
 
+Json ParseStoredObject(std::string_view value, int64_t mod_revision) {
+  Json o = Json::parse(value, nullptr, false);
+  if (!o.is_object()) o = Json::object();
+  o["metadata"]["resourceVersion"] = std::to_string(mod_revision);
+  return o;
+}
+
 }  // namespace ganglion::orchestrator

@@ -92,6 +92,10 @@ std::string UnknownField(const ResourceType& type, const Json& object);
 std::optional<std::string> SelectableFieldValue(const ResourceType& type, const Json& object,
                                                 std::string_view field);
 
+// A stored object's JSON with metadata.resourceVersion set to the key's mod
+// revision (stored text never carries it). Unparsable text gives {}.
+Json ParseStoredObject(std::string_view value, int64_t mod_revision);
+
 // How kubectl shows an age: "42s", "5m3s", "3h", "12d".
 std::string HumanDuration(absl::Duration d);
 // Age of an object from metadata.creationTimestamp ("<unknown>" if absent).
