@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/time/clock.h"
+
 namespace ganglion::orchestrator {
 
 WorkQueue::WorkQueue(WorkQueueOptions options) : options_(options) {}
