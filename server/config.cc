@@ -63,6 +63,9 @@ constexpr FlagSpec kFlags[] = {
     {"listen-api-urls", FlagKind::kUrls, "",
      "Ganglion: list of URLs to serve the orchestrator's Kubernetes-shaped API on (http only "
      "for now)."},
+    {"reconcilers", FlagKind::kString, "all",
+     "Ganglion: the orchestrator's reconcilers this member runs while it is leader: 'all', "
+     "'none', or a comma-separated list of names (scheduler, replicaset, deployment, ...)."},
     {"restore", FlagKind::kString, "",
      "Ganglion: seed a new --data-dir from this snapshot file (from `etcdctl snapshot save`) "
      "as a member of the --initial-cluster, then start."},
@@ -464,6 +467,7 @@ absl::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
         if (name == "initial-cluster-token") c.initial_cluster_token = value;
         if (name == "log-level") c.log_level = value;
         if (name == "restore") c.restore_snapshot = value;
+        if (name == "reconcilers") c.reconcilers = value;
         break;
     }
   }

@@ -52,6 +52,7 @@ struct ServerConfig {
   std::vector<Url> initial_advertise_peer_urls;
   std::vector<Url> listen_metrics_urls;  // empty: no metrics listener
   std::vector<Url> listen_api_urls;      // empty: no orchestrator API
+  std::string reconcilers = "all";       // which reconcilers the leader runs
 
   std::string initial_cluster;  // as given (or defaulted)
   std::string initial_cluster_state = "new";

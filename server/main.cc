@@ -11,8 +11,11 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "orchestrator/api/api_server.h"
+#include "orchestrator/orchestrator.h"
 #include "server/config.h"
 #include "server/http_endpoint.h"
 #include "server/server.h"
@@ -134,6 +137,54 @@ int Run(int argc, char** argv) {
     spdlog::info("event=serving_clients url={}", url.ToString());
   }
 
+  // The orchestrator's reconcilers run on this member only while it leads;
+  // they reach its store through an in-process channel (no network hop).
+  std::unique_ptr<ganglion::orchestrator::Orchestrator> orchestrator;
+  {
+    ganglion::orchestrator::OrchestratorOptions oo;
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    oo.channel = grpc_server->InProcessChannel(args);
+    oo.reconcilers = config->reconcilers;
+    auto started = ganglion::orchestrator::Orchestrator::Start(std::move(oo));
+    if (!started.ok()) {
+      std::fprintf(stderr, "ganglion: %s\n", std::string(started.status().message()).c_str());
+      grpc_server->Shutdown();
+      (*server)->Stop();
+      return 1;
+    }
+    orchestrator = std::move(*started);
+    ganglion::orchestrator::Orchestrator* o = orchestrator.get();
+    auto& registry = (*server)->metrics_registry();
+    registry.AddGaugeFunc("ganglion_reconcilers_leading",
+                          "1 while this member runs the orchestrator's reconcilers (it leads).",
+                          [o] { return o->stats().leading ? 1.0 : 0.0; });
+    registry.AddGaugeFunc("ganglion_reconcilers_running", "Reconcilers running on this member.",
+                          [o] { return o->stats().reconcilers_running; });
+    registry.AddGaugeFunc("ganglion_reconciles_total", "Reconcile calls made on this member.",
+                          [o] { return static_cast<double>(o->stats().reconciles_total); });
+    registry.AddGaugeFunc("ganglion_reconcile_errors_total",
+                          "Reconcile calls that failed (and were requeued with back-off).",
+                          [o] { return static_cast<double>(o->stats().reconcile_errors_total); });
+    registry.AddGaugeFunc(
+        "ganglion_reconcilers_leading_since_seconds",
+        "Unix time at which this member's reconcilers last started (0: never).", [o] {
+          const absl::Time t = o->stats().leading_since;
+          return t == absl::InfinitePast() ? 0.0 : absl::ToDoubleSeconds(t - absl::UnixEpoch());
+        });
+    registry.AddGaugeFunc(
+        "ganglion_reconcile_first_seconds",
+        "Unix time of the first reconcile in this member's current or last term (0: none).",
+        [o] {
+          const absl::Time t = o->stats().first_reconcile_at;
+          return t == absl::InfinitePast() ? 0.0 : absl::ToDoubleSeconds(t - absl::UnixEpoch());
+        });
+    (*server)->SetLeadershipObserver(
+        [o](bool leading, uint64_t term) { o->SetLeading(leading, term); });
+    spdlog::info("event=reconcilers_registered names=\"{}\"",
+                 absl::StrJoin(o->reconciler_names(), ","));
+  }
+
   std::unique_ptr<ganglion::server::MetricsHttpServer> metrics_http;
   if (!config->listen_metrics_urls.empty()) {
     ganglion::server::MetricsHttpOptions mo;
@@ -211,6 +262,8 @@ int Run(int argc, char** argv) {
     // Let the last answers (the removal itself) leave before exiting.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  (*server)->SetLeadershipObserver(nullptr);
+  orchestrator->Stop();
   if (api_server) api_server->Stop();
   if (metrics_http) metrics_http->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -507,11 +507,18 @@ void Server::OnLeaderChange(const raft::SoftState& soft, raft::Term term) {
 }
 
 void Server::SetLeadershipObserver(LeadershipFn fn) {
-  std::lock_guard lock(leadership_mu_);
-  leadership_observer_ = std::move(fn);
+  {
+    std::lock_guard lock(leadership_mu_);
+    leadership_observer_ = std::move(fn);
+    leading_term_ = 0;
+  }
+  // Already leading with an entry of the term applied: report it now, as
+  // no further entry may come.
+  MaybeReportLeading(applied_term_.load());
 }
 
 void Server::MaybeReportLeading(raft::Term newest_applied_term) {
+  applied_term_.store(newest_applied_term);
   const uint64_t term = term_.load();
   if (newest_applied_term != term) return;
   // The leader is checked again under the lock: a step-down that runs

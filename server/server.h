@@ -174,6 +174,7 @@ class Server {
 
   Transport& transport() { return *transport_; }
   const MetricsRegistry& metrics_registry() const { return metrics_registry_; }
+  MetricsRegistry& metrics_registry() { return metrics_registry_; }
   ServerMetrics& metrics() { return *metrics_; }
   // The watch hub (watch/): null before the threads start.
   watch::Hub* watch_hub() { return watch_hub_.get(); }
@@ -314,6 +315,7 @@ class Server {
   std::mutex leadership_mu_;
   uint64_t leading_term_ = 0;
   LeadershipFn leadership_observer_;
+  std::atomic<uint64_t> applied_term_{0};  // term of the last applied entry
   // On the apply thread, after a batch: reports leadership of the current
   // term once an entry of it is applied.
   void MaybeReportLeading(raft::Term newest_applied_term);

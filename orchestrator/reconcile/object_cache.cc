@@ -281,11 +281,16 @@ size_t ObjectCache::size() const {
 }
 
 int64_t ObjectCache::revision() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  int64_t own = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!live_) return revision_;
+    own = revision_;
+  }
   // The store delivers a revision's events before it reports having seen it,
   // so while the watch is live the cache is current up to the store's mark.
-  if (!live_) return revision_;
-  return std::max(revision_, store_.watched_revision());
+  // Asked without mu_: the store calls our sink with its own lock held.
+  return std::max(own, store_.watched_revision());
 }
 
 bool ObjectCache::WaitForRevision(int64_t revision, absl::Duration timeout) {

@@ -1,0 +1,13 @@
+// The built-in reconcilers the leader runs, in start order. Each entry names
+// a reconciler (the --reconcilers flag selects by these names), its workers,
+// and how to make it for a term.
+#include "orchestrator/orchestrator.h"
+
+namespace ganglion::orchestrator {
+
+std::vector<ReconcilerSpec> BuiltinReconcilers() {
+  std::vector<ReconcilerSpec> specs;
+  return specs;
+}
+
+}  // namespace ganglion::orchestrator
