@@ -16,7 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/process_cluster.h"
+#include "tests/support/kube_cluster.h"
 
 namespace ganglion::tests {
 namespace {
@@ -24,82 +24,15 @@ namespace {
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
-constexpr milliseconds kKubectlTimeout{30000};
-
-class ApiProcessTest : public ::testing::Test {
+class ApiProcessTest : public KubeTest {
  protected:
   static void SetUpTestSuite() {
     ClusterOptions options;
     options.binary = GANGLION_BINARY;
     options.members = 3;
-    options.serve_api = true;
-    cluster_ = new ProcessCluster(options);
-    absl::Status started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started;
-    for (int i = 0; i < cluster_->size(); ++i) {
-      const std::string path = absl::StrCat(cluster_->data_root(), "/kubeconfig-", i);
-      std::ofstream out(path);
-      out << "apiVersion: v1\nkind: Config\nclusters:\n- name: ganglion\n  cluster:\n"
-          << "    server: " << cluster_->member(i).ApiUrl() << "\n"
-          << "contexts:\n- name: ganglion\n  context: {cluster: ganglion, user: ganglion}\n"
-          << "users:\n- name: ganglion\n  user: {}\ncurrent-context: ganglion\n";
-    }
-    // Each member's API connects to its member in the background; wait until
-    // every one answers and the default namespace exists.
-    for (int i = 0; i < cluster_->size(); ++i) {
-      bool ready = false;
-      for (int attempt = 0; attempt < 100 && !ready; ++attempt) {
-        ready = Kubectl({"get", "namespace", "default"}, i).exit_code == 0;
-        if (!ready) std::this_thread::sleep_for(milliseconds(200));
-      }
-      ASSERT_TRUE(ready) << "member " << i << " API never answered: "
-                         << Kubectl({"get", "namespace", "default"}, i).err;
-    }
+    StartCluster(options, GANGLION_KUBECTL);
   }
-
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ns_ = absl::StrCat("t-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (char& c : ns_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto created = Kubectl({"create", "namespace", ns_});
-    ASSERT_EQ(created.exit_code, 0) << created.err;
-  }
-
-  // kubectl against member `member`, with a cache directory private to the run.
-  static CommandResult Kubectl(std::vector<std::string> args, int member = 0,
-                               const std::string& stdin_data = "",
-                               milliseconds timeout = kKubectlTimeout) {
-    std::vector<std::string> argv = {GANGLION_KUBECTL, "--kubeconfig",
-                                     absl::StrCat(cluster_->data_root(), "/kubeconfig-", member),
-                                     "--cache-dir",
-                                     absl::StrCat(cluster_->data_root(), "/kube-cache-", member)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, stdin_data, timeout);
-  }
-
-  // kubectl in the test's namespace.
-  CommandResult K(std::vector<std::string> args, int member = 0,
-                  milliseconds timeout = kKubectlTimeout) const {
-    args.insert(args.begin(), {"-n", ns_});
-    return Kubectl(args, member, "", timeout);
-  }
-
-  Json GetJson(const std::string& kind, const std::string& name, int member = 0) const {
-    auto r = K({"get", kind, name, "-o", "json"}, member);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Json::parse(r.out, nullptr, false);
-  }
-
-  std::string WriteFile(const std::string& name, const std::string& text) const {
-    const std::string path = absl::StrCat(cluster_->data_root(), "/", ns_, "-", name);
-    std::ofstream(path) << text;
-    return path;
-  }
+  static void TearDownTestSuite() { StopCluster(); }
 
   static std::string Deployment(const std::string& name, int replicas, const std::string& image) {
     return absl::StrCat(R"(apiVersion: apps/v1
@@ -137,11 +70,7 @@ spec:
                         "\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n");
   }
 
-  static ProcessCluster* cluster_;
-  std::string ns_;
 };
-
-ProcessCluster* ApiProcessTest::cluster_ = nullptr;
 
 TEST_F(ApiProcessTest, ApiResourcesListsEveryResourceWithShortNames) {
   auto r = Kubectl({"api-resources"});
@@ -324,7 +253,7 @@ TEST_F(ApiProcessTest, WatchFromACompactedRevisionGetsExpired) {
   ASSERT_EQ(K({"label", "pod", "x", "v=2"}).exit_code, 0);
   const std::string second = GetJson("pod", "x")["metadata"]["resourceVersion"];
   ASSERT_EQ(K({"label", "pod", "x", "v=3", "--overwrite"}).exit_code, 0);
-  auto compacted = cluster_->Etcdctl({"compact", second});
+  auto compacted = cluster().Etcdctl({"compact", second});
   ASSERT_EQ(compacted.exit_code, 0) << compacted.err;
   auto watch_from = [&](const std::string& rv, int member) {
     return Kubectl({"get", "--raw",
@@ -332,7 +261,7 @@ TEST_F(ApiProcessTest, WatchFromACompactedRevisionGetsExpired) {
                                  "/pods?watch=true&timeoutSeconds=1&resourceVersion=", rv)},
                    member);
   };
-  for (int member = 0; member < cluster_->size(); ++member) {
+  for (int member = 0; member < cluster().size(); ++member) {
     // From the compaction revision itself: what followed it is replayed.
     auto replay = watch_from(second, member);
     EXPECT_TRUE(absl::StrContains(replay.out, "\"MODIFIED\"")) << replay.out << replay.err;
@@ -663,7 +592,7 @@ spec:
 
 TEST_F(ApiProcessTest, AWriteThroughOneMemberIsVisibleThroughTheOthers) {
   ASSERT_EQ(K({"create", "-f", WriteFile("v.yaml", Pod("v", "{app: v}"))}, 0).exit_code, 0);
-  for (int i = 1; i < cluster_->size(); ++i) {
+  for (int i = 1; i < cluster().size(); ++i) {
     Json pod = GetJson("pod", "v", i);
     EXPECT_EQ(pod["metadata"]["name"], "v") << "member " << i;
   }
@@ -671,7 +600,7 @@ TEST_F(ApiProcessTest, AWriteThroughOneMemberIsVisibleThroughTheOthers) {
   EXPECT_EQ(GetJson("pod", "v", 0)["metadata"]["labels"]["by"], "m3");
   // The object is JSON under /registry/<resource>/<namespace>/<name>, readable with etcdctl.
   auto raw =
-      cluster_->Etcdctl({"get", absl::StrCat("/registry/pods/", ns_, "/v"), "--print-value-only"});
+      cluster().Etcdctl({"get", absl::StrCat("/registry/pods/", ns_, "/v"), "--print-value-only"});
   ASSERT_EQ(raw.exit_code, 0) << raw.err;
   Json stored = Json::parse(raw.out, nullptr, false);
   EXPECT_EQ(stored["kind"], "Pod");

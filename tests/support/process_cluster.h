@@ -39,6 +39,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
                          const std::vector<std::string>& extra_env = {}, int stop_signal = SIGKILL);
 inline constexpr std::chrono::milliseconds kStopGrace{5000};
 
+// GET http://127.0.0.1:<port><path> (HTTP/1.0, 5 s read timeout): the raw
+// response, headers included, or "" if nothing answered.
+std::string HttpGet(int port, const std::string& path);
+
 // The last `max_lines` lines of a file ("" if it cannot be read).
 std::string TailFile(const std::string& path, int max_lines = 40);
 
