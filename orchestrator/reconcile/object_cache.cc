@@ -114,9 +114,6 @@ absl::Status ObjectCache::ListAndWatch(bool first) {
     start = page->items.back().key + std::string(1, '\0');
   }
   // The difference from what the cache held, as handler calls.
-  struct Change {
-    ObjectPtr before, after;
-  };
   std::vector<Change> changes;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -143,17 +140,7 @@ absl::Status ObjectCache::ListAndWatch(bool first) {
     relist_ = false;
     cv_.notify_all();
   }
-  for (const Change& c : changes) {
-    for (const CacheHandlers& h : handlers_) {
-      if (!c.after) {
-        if (h.on_delete) h.on_delete(c.before);
-      } else if (!c.before) {
-        if (h.on_add) h.on_add(c.after);
-      } else if (h.on_update) {
-        h.on_update(c.before, c.after);
-      }
-    }
-  }
+  Notify(changes);
   auto sub = store_.Watch(
       prefix_, revision, [this](const std::vector<ObjectEvent>& events) { OnEvents(events); },
       [this](const absl::Status& why) {
@@ -175,10 +162,21 @@ absl::Status ObjectCache::ListAndWatch(bool first) {
   return absl::OkStatus();
 }
 
+void ObjectCache::Notify(const std::vector<Change>& changes) {
+  for (const Change& c : changes) {
+    for (const CacheHandlers& h : handlers_) {
+      if (!c.after) {
+        if (h.on_delete) h.on_delete(c.before);
+      } else if (!c.before) {
+        if (h.on_add) h.on_add(c.after);
+      } else if (h.on_update) {
+        h.on_update(c.before, c.after);
+      }
+    }
+  }
+}
+
 void ObjectCache::OnEvents(const std::vector<ObjectEvent>& events) {
-  struct Change {
-    ObjectPtr before, after;
-  };
   std::vector<Change> changes;
   changes.reserve(events.size());
   {
@@ -198,17 +196,7 @@ void ObjectCache::OnEvents(const std::vector<ObjectEvent>& events) {
     for (const ObjectEvent& e : events) revision_ = std::max(revision_, e.revision);
     cv_.notify_all();
   }
-  for (const Change& c : changes) {
-    for (const CacheHandlers& h : handlers_) {
-      if (!c.after) {
-        if (h.on_delete) h.on_delete(c.before);
-      } else if (!c.before) {
-        if (h.on_add) h.on_add(c.after);
-      } else if (h.on_update) {
-        h.on_update(c.before, c.after);
-      }
-    }
-  }
+  Notify(changes);
 }
 
 void ObjectCache::Run() {

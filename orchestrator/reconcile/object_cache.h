@@ -81,6 +81,11 @@ class ObjectCache {
 
  private:
   absl::Status ListAndWatch(bool first);
+  // One change to report: before null for an add, after null for a delete.
+  struct Change {
+    ObjectPtr before, after;
+  };
+  void Notify(const std::vector<Change>& changes);  // calls the handlers
   void OnEvents(const std::vector<ObjectEvent>& events);
   void Run();  // relists after the watch ended
   // Puts or removes one object; returns the object it replaced (or null).
