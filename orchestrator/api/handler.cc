@@ -904,7 +904,21 @@ ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpReque
   }
   Route pod_route = route;
   pod_route.subresource.clear();
+  // A binding names the pod it was decided for: a pod replaced under the
+  // same name since then is not bound by it.
+  const std::string want_uid = StringAt(binding.value("metadata", Json::object()), "uid");
   Mutation mutate = [&](const Json& current) -> std::variant<Json, ApiError> {
+    const std::string uid = MetaString(current, "uid");
+    if (!want_uid.empty() && want_uid != uid) {
+      return Conflict(*route.type, route.name,
+                      absl::StrCat("Precondition failed: UID in precondition: ", want_uid,
+                                   ", UID in object meta: ", uid));
+    }
+    if (Find(current, {"metadata", "deletionTimestamp"})) {
+      return Conflict(*route.type, route.name,
+                      absl::StrCat("pod ", route.name,
+                                   " is being deleted, cannot be assigned to a host"));
+    }
     const Json* bound = Find(current, {"spec", "nodeName"});
     if (bound && bound->is_string() && !bound->get<std::string>().empty()) {
       return Conflict(*route.type, route.name,
@@ -913,6 +927,21 @@ ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpReque
     }
     Json next = current;
     next["spec"]["nodeName"] = node;
+    // Bound means scheduled: PodScheduled turns True (replacing Unschedulable).
+    Json scheduled = {{"type", "PodScheduled"},
+                      {"status", "True"},
+                      {"lastProbeTime", nullptr},
+                      {"lastTransitionTime", NowRfc3339()}};
+    Json& conditions = next["status"]["conditions"];
+    if (!conditions.is_array()) conditions = Json::array();
+    bool replaced = false;
+    for (Json& c : conditions) {
+      if (StringAt(c, "type") == "PodScheduled") {
+        c = scheduled;
+        replaced = true;
+      }
+    }
+    if (!replaced) conditions.push_back(scheduled);
     return next;
   };
   auto result = ReadModifyWrite(pod_route, mutate, 201);
