@@ -30,6 +30,8 @@ class ApiProcessTest : public KubeTest {
     ClusterOptions options;
     options.binary = GANGLION_BINARY;
     options.members = 3;
+    // The API alone: no reconciler writes conditions or events behind its back.
+    options.extra_flags = {"--reconcilers=none"};
     StartCluster(options, GANGLION_KUBECTL);
   }
   static void TearDownTestSuite() { StopCluster(); }
