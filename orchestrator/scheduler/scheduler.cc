@@ -122,7 +122,11 @@ bool Scheduler::ApplyPodLocked(const Json& pod) {
 }
 
 void Scheduler::RequeueUnschedulableLocked() {
+  // Each goes back once: a burst of node events (a thousand nodes joining)
+  // costs one pass, not one per event. A pod that still does not fit comes
+  // back into the set from Reconcile.
   for (const std::string& key : unschedulable_) ctx_.queue().Add(key);
+  unschedulable_.clear();
 }
 
 void Scheduler::OnPod(const Json& pod, bool spec_changed) {
