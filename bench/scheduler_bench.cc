@@ -10,9 +10,12 @@
 // is uncordoned and the clock runs from the first uncordon to the last bind.
 // --mode=in-process runs the scheduler alone on a ReconcilerHost over a
 // MemoryObjectStore and the ApiHandler (no Raft, no HTTP): its own ceiling.
+// --mode=create only creates the pods (with --server-flag=--reconcilers=none,
+// the API's create throughput with no scheduler writing beside it).
 //
-//   scheduler_bench [--mode=e2e|bind|in-process] [--nodes=1000] [--pods=10000]
+//   scheduler_bench [--mode=e2e|bind|in-process|create] [--nodes=1000] [--pods=10000]
 //                   [--runs=3] [--clients=32] [--api=127.0.0.1:6443,...]
+//                   [--server-flag=--reconcilers=none ...]
 // clang-format off
 #include <utility>  // before Boost.Asio 1.74, whose awaitable.hpp uses std::exchange
 // clang-format on
@@ -61,6 +64,7 @@ struct Args {
   int runs = 3;
   int clients = 32;
   std::vector<int> api_ports;  // empty: start a cluster
+  std::vector<std::string> server_flags;
 };
 
 // One keep-alive HTTP/1.1 connection, synchronous.
@@ -344,6 +348,7 @@ int main(int argc, char** argv) {
     value("runs", args.runs);
     value("clients", args.clients);
     if (a.rfind("--mode=", 0) == 0) args.mode = a.substr(7);
+    if (a.rfind("--server-flag=", 0) == 0) args.server_flags.push_back(a.substr(14));
     if (a.rfind("--api=", 0) == 0) {
       for (absl::string_view ep : absl::StrSplit(a.substr(6), ',', absl::SkipEmpty())) {
         int port = 0;
@@ -356,8 +361,9 @@ int main(int argc, char** argv) {
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (args.mode == "in-process") return InProcess(args);
-  if (args.mode != "e2e" && args.mode != "bind") {
-    std::fprintf(stderr, "unknown --mode=%s (want e2e, bind or in-process)\n", args.mode.c_str());
+  if (args.mode != "e2e" && args.mode != "bind" && args.mode != "create") {
+    std::fprintf(stderr, "unknown --mode=%s (want e2e, bind, in-process or create)\n",
+                 args.mode.c_str());
     return 2;
   }
   const bool bind_mode = args.mode == "bind";
@@ -367,6 +373,7 @@ int main(int argc, char** argv) {
     ganglion::tests::ClusterOptions options;
     options.binary = GANGLION_BINARY;
     options.serve_api = true;
+    options.extra_flags = args.server_flags;
     cluster = std::make_unique<ganglion::tests::ProcessCluster>(options);
     if (auto s = cluster->Start(); !s.ok()) {
       std::fprintf(stderr, "cluster: %s\n", s.ToString().c_str());
@@ -425,6 +432,12 @@ int main(int argc, char** argv) {
     });
     const auto created = Clock::now();
     const double create_s = std::chrono::duration<double>(created - start).count();
+    if (args.mode == "create") {
+      rates.push_back(args.pods / create_s);
+      std::printf("run %d: %d pods created in %.2f s = %.0f/s (%d failed)\n", run + 1, args.pods,
+                  create_s, args.pods / create_s, failed);
+      continue;
+    }
     if (bind_mode) {
       if (!watch.WaitUnschedulable(std::chrono::seconds(600))) {
         std::printf("run %d: not every pod was marked Unschedulable\n", run + 1);
@@ -462,7 +475,7 @@ int main(int argc, char** argv) {
           std::chrono::duration<double>(*done - created).count());
     }
   }
-  std::printf("median: %.0f pods/s placed over %zu runs (%s)\n", Median(rates), rates.size(),
-              args.mode.c_str());
+  std::printf("median: %.0f pods/s %s over %zu runs (%s)\n", Median(rates),
+              args.mode == "create" ? "created" : "placed", rates.size(), args.mode.c_str());
   return 0;
 }
