@@ -413,6 +413,40 @@ TEST_F(SchedulerHostTest, OneOwnersPodsSpreadOverNodes) {
   EXPECT_EQ(WaitBound("loner"), "big");
 }
 
+TEST_F(SchedulerHostTest, ANewTermFinishesTheBurstWithoutOverbooking) {
+  for (int n = 0; n < 4; ++n) CreateNode("n" + std::to_string(n), {.cpu = "2500m"});
+  for (int i = 0; i < 100; ++i) CreatePod(PodWith("p" + std::to_string(i), {}, {{"cpu", "100m"}}));
+  StartScheduler();
+  auto bound = [&] {
+    int count = 0;
+    for (int i = 0; i < 100; ++i) count += NodeOf("p" + std::to_string(i)).empty() ? 0 : 1;
+    return count;
+  };
+  ASSERT_TRUE(Eventually([&] { return bound() >= 1; }));
+  // Step down in the middle of the burst; the next term lists again.
+  host_->SetLeading(false, 1);
+  ASSERT_TRUE(Eventually([&] { return !host_->stats().leading; }));
+  const int by_first_term = bound();
+  host_->SetLeading(true, 2);
+  ASSERT_TRUE(Eventually([&] { return bound() == 100; }, absl::Seconds(60)))
+      << "bound: " << bound() << " (first term: " << by_first_term << ")";
+  std::map<std::string, int> per_node;
+  for (int i = 0; i < 100; ++i) per_node[NodeOf("p" + std::to_string(i))]++;
+  for (int n = 0; n < 4; ++n) EXPECT_EQ(per_node["n" + std::to_string(n)], 25);
+  EXPECT_EQ(host_->stats().term, 2u);
+}
+
+TEST_F(SchedulerHostTest, ADeletedNodeGetsNoMorePods) {
+  CreateNode("going", {.cpu = "64"});
+  CreateNode("staying");
+  StartScheduler();
+  CreatePod(PodWith("first", {}, {{"cpu", "100m"}}));
+  EXPECT_EQ(WaitBound("first"), "going");  // the emptier node
+  ASSERT_TRUE(client_.Delete(nodes_, "", "going").ok());
+  for (int i = 0; i < 3; ++i) CreatePod(PodWith("later" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(WaitBound("later" + std::to_string(i)), "staying");
+}
+
 TEST_F(SchedulerHostTest, BindingChecksTheUid) {
   Json pod = CreatePod(PodWith("p"));
   absl::Status stale = client_.Bind("default", "p", "not-its-uid", "n1");
