@@ -915,9 +915,9 @@ ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpReque
                                    ", UID in object meta: ", uid));
     }
     if (Find(current, {"metadata", "deletionTimestamp"})) {
-      return Conflict(*route.type, route.name,
-                      absl::StrCat("pod ", route.name,
-                                   " is being deleted, cannot be assigned to a host"));
+      return Conflict(
+          *route.type, route.name,
+          absl::StrCat("pod ", route.name, " is being deleted, cannot be assigned to a host"));
     }
     const Json* bound = Find(current, {"spec", "nodeName"});
     if (bound && bound->is_string() && !bound->get<std::string>().empty()) {

@@ -447,16 +447,26 @@ TEST_F(SchedulerHostTest, ADeletedNodeGetsNoMorePods) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(WaitBound("later" + std::to_string(i)), "staying");
 }
 
-TEST_F(SchedulerHostTest, BindingChecksTheUid) {
+TEST_F(SchedulerHostTest, BindingChecksTheUidAndDeletion) {
   Json pod = CreatePod(PodWith("p"));
   absl::Status stale = client_.Bind("default", "p", "not-its-uid", "n1");
   EXPECT_TRUE(absl::IsAborted(stale)) << stale;
   EXPECT_EQ(NodeOf("p"), "");
   EXPECT_TRUE(client_.Bind("default", "p", pod["metadata"]["uid"], "n1").ok());
   EXPECT_EQ(NodeOf("p"), "n1");
+  EXPECT_EQ(StringAt(WaitCondition("p", "True"), "type"), "PodScheduled");
   absl::Status again = client_.Bind("default", "p", pod["metadata"]["uid"], "n2");
   EXPECT_TRUE(absl::IsAborted(again)) << again;
   EXPECT_EQ(NodeOf("p"), "n1");
+  // A pod held by a finalizer while being deleted is not bound.
+  Json held = PodWith("held");
+  held["metadata"]["finalizers"] = {"example.com/hold"};
+  held = CreatePod(held);
+  ASSERT_TRUE(client_.Delete(pods_, "default", "held").ok());
+  ASSERT_TRUE(Find(GetPod("held"), {"metadata", "deletionTimestamp"}));
+  absl::Status deleting = client_.Bind("default", "held", held["metadata"]["uid"], "n1");
+  EXPECT_TRUE(absl::IsAborted(deleting)) << deleting;
+  EXPECT_EQ(NodeOf("held"), "");
 }
 
 }  // namespace
