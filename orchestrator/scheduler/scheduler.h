@@ -44,9 +44,11 @@ struct SchedulerOptions {
   // Pods waiting for a decision (the work queue's bound; one pod is decided
   // per Reconcile). Beyond it a pod is picked up again on its next change.
   size_t pending_pods_max = 1 << 18;
-  // Back-off of a pod that did not fit or whose bind failed.
+  // Back-off of a pod that did not fit or whose bind failed. Every change
+  // that can make a pod fit (a node added or changed, a bound pod deleted or
+  // finished) retries it at once, so the back-off only bounds the churn.
   absl::Duration backoff_base = absl::Seconds(1);
-  absl::Duration backoff_max = absl::Seconds(10);
+  absl::Duration backoff_max = absl::Seconds(60);
 };
 
 // The registration the orchestrator's built-in list uses ("scheduler").
