@@ -134,7 +134,10 @@ void InsufficientResources(const PodInfo& pod, const NodeState& node,
 
 void Filter(const PodInfo& pod, const NodeState& node, std::vector<std::string>& reasons) {
   const NodeInfo& n = node.info;
-  if (!n.ready) {
+  // Not ready, unless the pod tolerates the taint that marks such nodes
+  // (as DaemonSet pods do).
+  if (!n.ready &&
+      !ToleratesAny(pod.tolerations, {"node.kubernetes.io/not-ready", "", "NoSchedule"})) {
     reasons.push_back(kReasonNotReady);
     return;
   }

@@ -234,6 +234,9 @@ TEST(Filters, ReadyAndUnschedulable) {
   Json no_conditions = NodeJson("n");
   no_conditions["status"].erase("conditions");
   EXPECT_EQ(Why(pod, State(no_conditions)), std::vector<std::string>{kReasonNotReady});
+  PodInfo daemon = pod;
+  daemon.tolerations.push_back({"node.kubernetes.io/not-ready", "", "", true});
+  EXPECT_TRUE(Why(daemon, State(no_conditions)).empty());
   Json cordoned = NodeJson("n");
   cordoned["spec"]["unschedulable"] = true;
   EXPECT_EQ(Why(pod, State(cordoned)), std::vector<std::string>{kReasonUnschedulable});
