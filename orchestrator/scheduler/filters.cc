@@ -202,16 +202,28 @@ int OwnerPodsOn(const PodInfo& pod, const NodeState& node) {
   return it == node.pods_by_owner.end() ? 0 : it->second;
 }
 
+int64_t PreferredAffinityWeight(const PodInfo& pod, const NodeInfo& node) {
+  int64_t sum = 0;
+  for (const auto& [weight, term] : pod.preferred_terms) {
+    if (MatchesTerm(term, node)) sum += weight;
+  }
+  return sum;
+}
+
 std::vector<int64_t> Score(const PodInfo& pod, const std::vector<const NodeState*>& feasible) {
-  std::vector<int64_t> total(feasible.size(), 0);
+  std::vector<int64_t> total(feasible.size(), 0), preferred(feasible.size(), 0);
   std::vector<int> owned(feasible.size(), 0), tainted(feasible.size(), 0);
   int owned_max = 0, tainted_max = 0;
+  int64_t preferred_max = 0;
   for (size_t i = 0; i < feasible.size(); ++i) {
     total[i] = kLeastAllocatedWeight * LeastAllocatedScore(pod, *feasible[i]);
     owned[i] = OwnerPodsOn(pod, *feasible[i]);
     tainted[i] = CountPreferNoScheduleUntolerated(pod, feasible[i]->info);
+    if (!pod.preferred_terms.empty())
+      preferred[i] = PreferredAffinityWeight(pod, feasible[i]->info);
     owned_max = std::max(owned_max, owned[i]);
     tainted_max = std::max(tainted_max, tainted[i]);
+    preferred_max = std::max(preferred_max, preferred[i]);
   }
   // Normalized so the node with the fewest scores 100 and the most scores 0.
   auto fewest_best = [](int count, int max) -> int64_t {
@@ -220,6 +232,8 @@ std::vector<int64_t> Score(const PodInfo& pod, const std::vector<const NodeState
   for (size_t i = 0; i < feasible.size(); ++i) {
     total[i] += kSpreadWeight * fewest_best(owned[i], owned_max);
     total[i] += kTaintWeight * fewest_best(tainted[i], tainted_max);
+    if (preferred_max > 0)
+      total[i] += kPreferredAffinityWeight * 100 * preferred[i] / preferred_max;
   }
   return total;
 }

@@ -63,15 +63,19 @@ std::string UnschedulableMessage(size_t nodes, const std::map<std::string, int>&
 int64_t LeastAllocatedScore(const PodInfo& pod, const NodeState& node);
 int CountPreferNoScheduleUntolerated(const PodInfo& pod, const NodeInfo& node);
 int OwnerPodsOn(const PodInfo& pod, const NodeState& node);
+// The sum of the weights of the preferred node affinity terms the node matches.
+int64_t PreferredAffinityWeight(const PodInfo& pod, const NodeInfo& node);
 
 // Weights of the scores in the total.
 inline constexpr int64_t kLeastAllocatedWeight = 1;
 inline constexpr int64_t kSpreadWeight = 2;
 inline constexpr int64_t kTaintWeight = 3;
+inline constexpr int64_t kPreferredAffinityWeight = 2;
 
 // The total score of each feasible node (same order): least allocated, plus
-// spread of the pod's owner (fewest of its pods scores 100) and PreferNoSchedule
-// taints (fewest untolerated scores 100), each normalized over `feasible`.
+// spread of the pod's owner (fewest of its pods scores 100), PreferNoSchedule
+// taints (fewest untolerated scores 100) and preferred node affinity (the
+// largest matched weight scores 100), each normalized over `feasible`.
 std::vector<int64_t> Score(const PodInfo& pod, const std::vector<const NodeState*>& feasible);
 
 }  // namespace ganglion::orchestrator::scheduler

@@ -134,6 +134,20 @@ absl::StatusOr<Requirement> ParseRequirement(const Json& e, const std::string& w
   return r;
 }
 
+absl::StatusOr<SelectorTerm> ParseTerm(const Json& json, const std::string& where) {
+  SelectorTerm term;
+  for (const char* list : {"matchExpressions", "matchFields"}) {
+    const Json* es = Find(json, {list});
+    if (!es || !es->is_array()) continue;
+    for (size_t e = 0; e < es->size(); ++e) {
+      auto r = ParseRequirement((*es)[e], absl::StrCat(where, ".", list, "[", e, "]"));
+      if (!r.ok()) return r.status();
+      (std::string(list) == "matchFields" ? term.fields : term.labels).push_back(*std::move(r));
+    }
+  }
+  return term;
+}
+
 bool IsSidecar(const Json& init_container) {
   return StringAt(init_container, "restartPolicy") == "Always";
 }
@@ -243,6 +257,7 @@ absl::StatusOr<PodInfo> ParsePod(const Json& pod) {
       p.node_selector[k] = v.is_string() ? v.get<std::string>() : v.dump();
     }
   }
+  const std::string affinity_at = "spec.affinity.nodeAffinity.";
   const Json* terms =
       Find(spec, {"affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
                   "nodeSelectorTerms"});
@@ -250,23 +265,29 @@ absl::StatusOr<PodInfo> ParsePod(const Json& pod) {
     p.has_required_affinity = true;
     if (terms->is_array()) {
       for (size_t t = 0; t < terms->size(); ++t) {
-        SelectorTerm term;
-        for (const char* list : {"matchExpressions", "matchFields"}) {
-          const Json* es = Find((*terms)[t], {list});
-          if (!es || !es->is_array()) continue;
-          for (size_t e = 0; e < es->size(); ++e) {
-            auto r = ParseRequirement(
-                (*es)[e],
-                absl::StrCat("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuring"
-                             "Execution.nodeSelectorTerms[",
-                             t, "].", list, "[", e, "]"));
-            if (!r.ok()) return r.status();
-            (std::string(list) == "matchFields" ? term.fields : term.labels)
-                .push_back(*std::move(r));
-          }
-        }
-        p.required_terms.push_back(std::move(term));
+        auto term =
+            ParseTerm((*terms)[t], absl::StrCat(affinity_at,
+                                                "requiredDuringSchedulingIgnoredDuringExecution."
+                                                "nodeSelectorTerms[",
+                                                t, "]"));
+        if (!term.ok()) return term.status();
+        p.required_terms.push_back(*std::move(term));
       }
+    }
+  }
+  const Json* preferred =
+      Find(spec, {"affinity", "nodeAffinity", "preferredDuringSchedulingIgnoredDuringExecution"});
+  if (preferred != nullptr && preferred->is_array()) {
+    for (size_t t = 0; t < preferred->size(); ++t) {
+      const Json& entry = (*preferred)[t];
+      const int64_t weight = IntAt(entry, "weight");
+      if (weight <= 0) continue;
+      auto term =
+          ParseTerm(entry.value("preference", Json::object()),
+                    absl::StrCat(affinity_at, "preferredDuringSchedulingIgnoredDuringExecution[", t,
+                                 "].preference"));
+      if (!term.ok()) return term.status();
+      p.preferred_terms.push_back({weight, *std::move(term)});
     }
   }
   if (const Json* ts = Find(spec, {"tolerations"}); ts && ts->is_array()) {

@@ -93,6 +93,8 @@ struct PodInfo {
   std::map<std::string, std::string> node_selector;
   bool has_required_affinity = false;
   std::vector<SelectorTerm> required_terms;  // any one must match
+  // Preferred node affinity: a node matching a term scores its weight.
+  std::vector<std::pair<int64_t, SelectorTerm>> preferred_terms;
   std::vector<Toleration> tolerations;
 };
 

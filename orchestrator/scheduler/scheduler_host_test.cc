@@ -212,6 +212,25 @@ TEST_F(SchedulerHostTest, NodeSelectorAndRequiredAffinity) {
   EXPECT_EQ(WaitBound("by-name"), "hdd");
 }
 
+TEST_F(SchedulerHostTest, PreferredAffinityLeansWithoutRequiring) {
+  CreateNode("z1", {.labels = {{"zone", "z1"}}});
+  CreateNode("z2", {.labels = {{"zone", "z2"}}});
+  StartScheduler();
+  Json prefer_z2 = {{"nodeAffinity",
+                     {{"preferredDuringSchedulingIgnoredDuringExecution",
+                       {{{"weight", 80},
+                         {"preference",
+                          {{"matchExpressions",
+                            {{{"key", "zone"}, {"operator", "In"}, {"values", {"z2"}}}}}}}}}}}}};
+  for (int i = 0; i < 4; ++i) {
+    CreatePod(PodWith("p" + std::to_string(i), {{"affinity", prefer_z2}}, {{"cpu", "100m"}}));
+  }
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(WaitBound("p" + std::to_string(i)), "z2");
+  // When z2 is full, z1 is still used.
+  CreatePod(PodWith("big", {{"affinity", prefer_z2}}, {{"cpu", "3800m"}}));
+  EXPECT_EQ(WaitBound("big"), "z1");
+}
+
 TEST_F(SchedulerHostTest, TaintsNeedTolerations) {
   CreateNode("gpu", {.taints = {{{"key", "gpu"}, {"value", "true"}, {"effect", "NoSchedule"}}}});
   CreateNode("evicting", {.taints = {{{"key", "maintenance"}, {"effect", "NoExecute"}}}});

@@ -426,6 +426,27 @@ TEST(Scores, PreferNoScheduleLowersTheScore) {
   EXPECT_EQ(s[0], s[1]);
 }
 
+TEST(Scores, PreferredNodeAffinityWeighsMatchingTerms) {
+  Json pj = PodJson({{"containers", {Container(nullptr)}}});
+  pj["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] = {
+      {{"weight", 10}, {"preference", {{"matchExpressions", {Expr("zone", "In", {"z1"})}}}}},
+      {{"weight", 50}, {"preference", {{"matchExpressions", {Expr("disk", "Exists")}}}}}};
+  PodInfo pod = MustParsePod(pj);
+  ASSERT_EQ(pod.preferred_terms.size(), 2u);
+  Json z1 = NodeJson("z1"), ssd = NodeJson("ssd"), both = NodeJson("both"), none = NodeJson("none");
+  z1["metadata"]["labels"] = {{"zone", "z1"}};
+  ssd["metadata"]["labels"] = {{"disk", "ssd"}};
+  both["metadata"]["labels"] = {{"zone", "z1"}, {"disk", "ssd"}};
+  NodeState a = State(z1), b = State(ssd), c = State(both), d = State(none);
+  EXPECT_EQ(PreferredAffinityWeight(pod, c.info), 60);
+  std::vector<int64_t> s = Score(pod, {&a, &b, &c, &d});
+  EXPECT_GT(s[2], s[1]);
+  EXPECT_GT(s[1], s[0]);
+  EXPECT_GT(s[0], s[3]);
+  // Preferred terms do not filter.
+  EXPECT_TRUE(Why(pod, d).empty());
+}
+
 ClusterState ThreeNodes() {
   ClusterState state;
   for (const char* n : {"a", "b", "c"}) state.UpsertNode(*ParseNode(NodeJson(n, "1", "1Gi", "10")));
