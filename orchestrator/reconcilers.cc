@@ -2,11 +2,14 @@
 // a reconciler (the --reconcilers flag selects by these names), its workers,
 // and how to make it for a term.
 #include "orchestrator/orchestrator.h"
+#include "orchestrator/workloads/workloads.h"
 
 namespace ganglion::orchestrator {
 
 std::vector<ReconcilerSpec> BuiltinReconcilers() {
   std::vector<ReconcilerSpec> specs;
+  specs.push_back(workloads::ReplicaSetReconcilerSpec());
+  specs.push_back(workloads::DeploymentReconcilerSpec());
   return specs;
 }
 
