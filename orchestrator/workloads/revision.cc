@@ -12,6 +12,28 @@ namespace {
 // Past this the revision-history annotation drops its oldest entries.
 constexpr size_t kRevisionHistoryChars = 2000;
 
+// Typed clients (kubectl decodes into Go structs and encodes back) add nulls
+// and empty objects or lists where a field is unset ("creationTimestamp":
+// null, "resources": {}); they mean the same as an absent field, so they must
+// not make two templates differ nor change a template's hash.
+Json Canonical(const Json& v) {
+  if (v.is_object()) {
+    Json out = Json::object();
+    for (auto& [key, value] : v.items()) {
+      Json c = Canonical(value);
+      if (c.is_null() || (c.is_object() && c.empty()) || (c.is_array() && c.empty())) continue;
+      out[key] = std::move(c);
+    }
+    return out;
+  }
+  if (v.is_array()) {
+    Json out = Json::array();
+    for (const Json& e : v) out.push_back(Canonical(e));
+    return out;
+  }
+  return v;
+}
+
 Json WithoutHashLabel(Json t) {
   if (!t.is_object()) return t;
   auto meta = t.find("metadata");
@@ -52,8 +74,9 @@ std::string PodTemplateHash(const Json& pod_template, std::optional<int64_t> col
       hash *= kPrime;
     }
   };
-  // nlohmann's JSON keeps object keys sorted: dump() is a canonical form.
-  write(pod_template.dump());
+  // nlohmann's JSON keeps object keys sorted: dump() of the canonical
+  // template is a stable byte form.
+  write(Canonical(pod_template).dump());
   if (collision_count) {
     // The count as a 32-bit little-endian integer in an 8-byte buffer.
     const uint32_t n = static_cast<uint32_t>(*collision_count);
@@ -65,7 +88,7 @@ std::string PodTemplateHash(const Json& pod_template, std::optional<int64_t> col
 }
 
 bool TemplatesEqualIgnoringHash(const Json& a, const Json& b) {
-  return WithoutHashLabel(a) == WithoutHashLabel(b);
+  return Canonical(WithoutHashLabel(a)) == Canonical(WithoutHashLabel(b));
 }
 
 int64_t RevisionOf(const Json& object) {

@@ -25,6 +25,7 @@ inline constexpr char kMaxReplicasAnnotation[] = "deployment.kubernetes.io/max-r
 // Maps each byte to "bcdfghjklmnpqrstvwxz2456789" (no vowels: no words).
 std::string SafeEncode(std::string_view s);
 // The pod-template-hash of `pod_template` (a deployment's spec.template).
+// Nulls and empty objects/lists count as absent, in the hash and in equality.
 std::string PodTemplateHash(const Json& pod_template, std::optional<int64_t> collision_count);
 // Equal pod templates once the pod-template-hash label is ignored.
 bool TemplatesEqualIgnoringHash(const Json& a, const Json& b);

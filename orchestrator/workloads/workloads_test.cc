@@ -452,8 +452,15 @@ TEST(WorkloadsUnit, PodTemplateHashIsStableAndSafeAlphabet) {
   for (char c : a) EXPECT_NE(std::string("bcdfghjklmnpqrstvwxz2456789").find(c), std::string::npos);
   EXPECT_NE(a, PodTemplateHash(t, 1)) << "collisionCount must change the hash";
   EXPECT_NE(PodTemplateHash(t, 1), PodTemplateHash(t, 2));
+  // What a typed client adds when it round-trips a template changes nothing.
+  Json round_tripped = t;
+  round_tripped["metadata"]["creationTimestamp"] = nullptr;
+  round_tripped["spec"]["containers"][0]["resources"] = Json::object();
+  EXPECT_EQ(a, PodTemplateHash(round_tripped, std::nullopt));
+  EXPECT_TRUE(TemplatesEqualIgnoringHash(t, round_tripped));
   t["spec"]["containers"][0]["image"] = "nginx:1.26";
   EXPECT_NE(a, PodTemplateHash(t, std::nullopt));
+  EXPECT_FALSE(TemplatesEqualIgnoringHash(t, round_tripped));
   // The safe encoding maps each byte: '0' is 48, 48 % 27 = 21 -> '4'.
   EXPECT_EQ(SafeEncode("0"), "4");
   EXPECT_EQ(SafeEncode("09"), "4f");  // 57 % 27 = 3 -> 'f'
