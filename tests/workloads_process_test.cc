@@ -199,15 +199,15 @@ class FakeKubelet {
         pod["status"]["conditions"] = Json::array(
             {{{"type", "Ready"}, {"status", "True"}, {"lastTransitionTime", stamp}},
              {{"type", "ContainersReady"}, {"status", "True"}, {"lastTransitionTime", stamp}}});
-        pod["status"]["containerStatuses"] = Json::array(
-            {{{"name", "main"},
-              {"ready", true},
-              {"restartCount", 0},
-              {"image", pod["spec"]["containers"][0].value("image", "")}}});
+        pod["status"]["containerStatuses"] =
+            Json::array({{{"name", "main"},
+                          {"ready", true},
+                          {"restartCount", 0},
+                          {"image", pod["spec"]["containers"][0].value("image", "")}}});
         // A conflict (the pod changed) is retried on the next round.
         Http(port, "PUT",
-             absl::StrCat("/api/v1/namespaces/", ns_, "/pods/",
-                          pod["metadata"].value("name", ""), "/status"),
+             absl::StrCat("/api/v1/namespaces/", ns_, "/pods/", pod["metadata"].value("name", ""),
+                          "/status"),
              pod.dump());
       }
     }
@@ -259,9 +259,10 @@ class PodCensus {
         std::lock_guard<std::mutex> lock(mu_);
         rv = rv_;
       }
-      const std::string request = absl::StrCat(
-          "GET /api/v1/namespaces/", ns_, "/pods?watch=true&allowWatchBookmarks=true&resourceVersion=",
-          rv, " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n");
+      const std::string request =
+          absl::StrCat("GET /api/v1/namespaces/", ns_,
+                       "/pods?watch=true&allowWatchBookmarks=true&resourceVersion=", rv,
+                       " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n");
       if (!SendAll(fd, request)) {
         close(fd);
         continue;
@@ -387,8 +388,7 @@ class WorkloadsProcessTest : public ::testing::Test {
   }
 
   CommandResult RolloutStatus(const std::string& name) const {
-    return K({"rollout", "status", "deployment/" + name, kRolloutTimeout},
-             kRolloutCommandTimeout);
+    return K({"rollout", "status", "deployment/" + name, kRolloutTimeout}, kRolloutCommandTimeout);
   }
 
   Json GetJson(const std::string& what) const {
@@ -411,12 +411,12 @@ class WorkloadsProcessTest : public ::testing::Test {
 
   static std::string Deployment(const std::string& name, int replicas, const std::string& image,
                                 const std::string& extra_spec = "") {
-    return absl::StrCat("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
-                        "\nspec:\n  replicas: ", replicas, "\n", extra_spec,
-                        "  selector:\n    matchLabels: {app: ", name,
-                        "}\n  template:\n    metadata:\n      labels: {app: ", name,
-                        "}\n    spec:\n      containers:\n      - name: main\n        image: ",
-                        image, "\n");
+    return absl::StrCat(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ", name,
+        "\nspec:\n  replicas: ", replicas, "\n", extra_spec,
+        "  selector:\n    matchLabels: {app: ", name,
+        "}\n  template:\n    metadata:\n      labels: {app: ", name,
+        "}\n    spec:\n      containers:\n      - name: main\n        image: ", image, "\n");
   }
 
   // The images of the namespace's pods, sorted.
@@ -518,9 +518,9 @@ TEST_F(WorkloadsProcessTest, RolloutHistoryAndUndo) {
   EXPECT_EQ(ImageOf("hist"), "app:v2");
   EXPECT_EQ(PodImages(), std::vector<std::string>(2, "app:v2"));
   EXPECT_EQ(HistoryRevisions("hist"), (std::vector<int>{1, 3, 4}));
-  EXPECT_EQ(GetJson("deployment hist")["metadata"]["annotations"]
-                   ["deployment.kubernetes.io/revision"],
-            "4");
+  EXPECT_EQ(
+      GetJson("deployment hist")["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+      "4");
 
   auto to_one = K({"rollout", "undo", "deployment/hist", "--to-revision=1"});
   ASSERT_EQ(to_one.exit_code, 0) << to_one.err;
@@ -606,7 +606,8 @@ TEST_F(WorkloadsProcessTest, RolloutCompletesAfterTheLeaderIsKilled) {
   int leader = -1;
   for (int attempt = 0; attempt < 100 && leader < 0; ++attempt) {
     for (int i = 0; i < cluster_->size(); ++i) {
-      if (cluster_->IsRunning(i) && Metric(cluster_->member(i), "ganglion_reconcilers_leading") == 1) {
+      if (cluster_->IsRunning(i) &&
+          Metric(cluster_->member(i), "ganglion_reconcilers_leading") == 1) {
         leader = i;
       }
     }
@@ -642,7 +643,8 @@ TEST_F(WorkloadsProcessTest, RolloutCompletesAfterTheLeaderIsKilled) {
   // A new member leads the reconcilers.
   int leading = 0;
   for (int i = 0; i < cluster_->size(); ++i) {
-    if (cluster_->IsRunning(i)) leading += Metric(cluster_->member(i), "ganglion_reconcilers_leading") == 1;
+    if (cluster_->IsRunning(i))
+      leading += Metric(cluster_->member(i), "ganglion_reconcilers_leading") == 1;
   }
   EXPECT_EQ(leading, 1);
   std::this_thread::sleep_for(milliseconds(500));  // the census's last events

@@ -8,7 +8,9 @@ namespace ganglion::orchestrator::workloads {
 
 namespace {
 
-const Json* LabelsOf(const Json& o) { return Find(o, {"metadata", "labels"}); }
+const Json* LabelsOf(const Json& o) {
+  return Find(o, {"metadata", "labels"});
+}
 
 // The owner as the store has it now: adopting for an owner that was deleted
 // (and perhaps re-created under the same name) would hand it foreign objects.
@@ -70,10 +72,10 @@ absl::StatusOr<std::vector<ObjectPtr>> Claim(ObjectClient& client, const ClaimRe
       if (!current.ok()) return current;
       owner_checked = true;
     }
-    Json refs = Find(*c, {"metadata", "ownerReferences"}) &&
-                        (*c)["metadata"]["ownerReferences"].is_array()
-                    ? (*c)["metadata"]["ownerReferences"]
-                    : Json::array();
+    Json refs =
+        Find(*c, {"metadata", "ownerReferences"}) && (*c)["metadata"]["ownerReferences"].is_array()
+            ? (*c)["metadata"]["ownerReferences"]
+            : Json::array();
     refs.push_back(ControllerRefTo(*r.owner));
     Json patch = {
         {"metadata", {{"resourceVersion", ResourceVersionOf(*c)}, {"ownerReferences", refs}}}};

@@ -127,11 +127,11 @@ bool DeploymentProgressing(const Json& before, const Json& after) {
 // One reconcile's working state.
 struct Pass {
   std::string key;
-  Json d;                            // the deployment, as last read or written
+  Json d;                           // the deployment, as last read or written
   std::deque<ReplicaSetView> sets;  // every set it controls (stable addresses)
   ReplicaSetView* new_rs = nullptr;
   std::vector<ReplicaSetView*> old;
-  int64_t written_revision = 0;     // the newest revision this pass wrote
+  int64_t written_revision = 0;  // the newest revision this pass wrote
 };
 
 class DeploymentReconciler : public Reconciler {
@@ -149,15 +149,15 @@ class DeploymentReconciler : public Reconciler {
     deployments_->AddHandlers({[&q](const ObjectPtr& d) { q.Add(ObjectKey(*d)); },
                                [&q](const ObjectPtr&, const ObjectPtr& d) { q.Add(ObjectKey(*d)); },
                                [&q](const ObjectPtr& d) { q.Add(ObjectKey(*d)); }});
-    replica_sets_->AddHandlers(
-        {[this](const ObjectPtr& rs) { OnReplicaSet(nullptr, *rs); },
-         [this](const ObjectPtr& before, const ObjectPtr& after) {
-           OnReplicaSet(before.get(), *after);
-         },
-         [this](const ObjectPtr& rs) { OnReplicaSet(nullptr, *rs); }});
+    replica_sets_->AddHandlers({[this](const ObjectPtr& rs) { OnReplicaSet(nullptr, *rs); },
+                                [this](const ObjectPtr& before, const ObjectPtr& after) {
+                                  OnReplicaSet(before.get(), *after);
+                                },
+                                [this](const ObjectPtr& rs) { OnReplicaSet(nullptr, *rs); }});
     pods_->AddHandlers({[this](const ObjectPtr& pod) { OnPod(*pod); },
                         [this](const ObjectPtr& before, const ObjectPtr& after) {
-                          if ((*before).value("status", Json()) != (*after).value("status", Json()) ||
+                          if ((*before).value("status", Json()) !=
+                                  (*after).value("status", Json()) ||
                               IsTerminating(*before) != IsTerminating(*after) ||
                               ControllerUid(*before) != ControllerUid(*after)) {
                             OnPod(*after);
@@ -346,13 +346,12 @@ absl::Status DeploymentReconciler::SyncRevision(Pass& p, bool create) {
     p.d["metadata"]["annotations"][kRevisionAnnotation] = revision;
     metadata = true;
   }
-  if (HasProgressDeadline(p.d) && GetCondition(p.d.value("status", Json::object()),
-                                               "Progressing") == nullptr) {
-    SetCondition(p.d["status"],
-                 NewCondition("Progressing", "True", kFoundNewReplicaSet,
-                              absl::StrCat("Found new replica set \"", NameOf(p.new_rs->object),
-                                           "\""),
-                              options_.now()));
+  if (HasProgressDeadline(p.d) &&
+      GetCondition(p.d.value("status", Json::object()), "Progressing") == nullptr) {
+    SetCondition(p.d["status"], NewCondition("Progressing", "True", kFoundNewReplicaSet,
+                                             absl::StrCat("Found new replica set \"",
+                                                          NameOf(p.new_rs->object), "\""),
+                                             options_.now()));
     status = true;
   }
   return SaveDeployment(p, metadata, status);
@@ -418,17 +417,16 @@ absl::Status DeploymentReconciler::CreateNewReplicaSet(Pass& p, int64_t new_revi
                                 options_.now()));
       (void)SaveDeployment(p, false, true);
     }
-    return absl::Status(created.status().code(),
-                        absl::StrCat("creating replica set ", name, ": ",
-                                     created.status().message()));
+    return absl::Status(created.status().code(), absl::StrCat("creating replica set ", name, ": ",
+                                                              created.status().message()));
   }
   Noted(p, *created);
   p.sets.push_back(ViewOf(*created));
   p.new_rs = &p.sets.back();
   if (!already_existed && size > 0) {
-    (void)ctx_->client().RecordEvent(d, "Normal", "ScalingReplicaSet",
-                                     absl::StrCat("Scaled up replica set ", name, " from 0 to ",
-                                                  size));
+    (void)ctx_->client().RecordEvent(
+        d, "Normal", "ScalingReplicaSet",
+        absl::StrCat("Scaled up replica set ", name, " from 0 to ", size));
   }
   bool metadata = false, status = false;
   const std::string revision = absl::StrCat(new_revision);
@@ -437,10 +435,9 @@ absl::Status DeploymentReconciler::CreateNewReplicaSet(Pass& p, int64_t new_revi
     metadata = true;
   }
   if (!already_existed && HasProgressDeadline(p.d)) {
-    SetCondition(p.d["status"],
-                 NewCondition("Progressing", "True", kNewReplicaSetCreated,
-                              absl::StrCat("Created new replica set \"", name, "\""),
-                              options_.now()));
+    SetCondition(p.d["status"], NewCondition("Progressing", "True", kNewReplicaSetCreated,
+                                             absl::StrCat("Created new replica set \"", name, "\""),
+                                             options_.now()));
     status = true;
   }
   return SaveDeployment(p, metadata, status);
@@ -558,8 +555,8 @@ absl::Status DeploymentReconciler::CleanUpHistory(Pass& p) {
     options.resource_version = ResourceVersionOf(rs);
     absl::Status st = ctx_->client().Delete(rs_type_, NamespaceOf(rs), NameOf(rs), options);
     if (!st.ok() && !absl::IsNotFound(st)) {
-      return absl::Status(st.code(), absl::StrCat("deleting old replica set ", NameOf(rs), ": ",
-                                                  st.message()));
+      return absl::Status(
+          st.code(), absl::StrCat("deleting old replica set ", NameOf(rs), ": ", st.message()));
     }
   }
   return absl::OkStatus();
@@ -678,8 +675,8 @@ absl::Status DeploymentReconciler::Scale(Pass& p, ReplicaSetView& rs, int64_t re
   if (resize) {
     (void)ctx_->client().RecordEvent(
         p.d, "Normal", "ScalingReplicaSet",
-        absl::StrCat("Scaled ", replicas > from ? "up" : "down", " replica set ",
-                     NameOf(rs.object), " from ", from, " to ", replicas));
+        absl::StrCat("Scaled ", replicas > from ? "up" : "down", " replica set ", NameOf(rs.object),
+                     " from ", from, " to ", replicas));
   }
   return absl::OkStatus();
 }
@@ -688,9 +685,8 @@ absl::Status DeploymentReconciler::UpdateReplicaSet(Pass& p, ReplicaSetView& vie
                                                     const Json& next) {
   auto written = ctx_->client().Update(rs_type_, next);
   if (!written.ok()) {
-    return absl::Status(written.status().code(),
-                        absl::StrCat("updating replica set ", NameOf(next), ": ",
-                                     written.status().message()));
+    return absl::Status(written.status().code(), absl::StrCat("updating replica set ", NameOf(next),
+                                                              ": ", written.status().message()));
   }
   Noted(p, *written);
   const int64_t active = view.active_pods, available = view.available_pods;
@@ -706,9 +702,8 @@ absl::Status DeploymentReconciler::SaveDeployment(Pass& p, bool metadata, bool s
     const Json wanted_status = p.d.value("status", Json::object());
     auto written = ctx_->client().Update(deployment_type_, p.d);
     if (!written.ok()) {
-      return absl::Status(written.status().code(),
-                          absl::StrCat("updating deployment ", p.key, ": ",
-                                       written.status().message()));
+      return absl::Status(written.status().code(), absl::StrCat("updating deployment ", p.key, ": ",
+                                                                written.status().message()));
     }
     Noted(p, *written);
     p.d = *written;

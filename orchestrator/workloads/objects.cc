@@ -29,17 +29,27 @@ std::string MetaString(const Json& o, const char* field) {
 
 }  // namespace
 
-std::string NameOf(const Json& o) { return MetaString(o, "name"); }
-std::string NamespaceOf(const Json& o) { return MetaString(o, "namespace"); }
-std::string UidOf(const Json& o) { return MetaString(o, "uid"); }
-std::string ResourceVersionOf(const Json& o) { return MetaString(o, "resourceVersion"); }
+std::string NameOf(const Json& o) {
+  return MetaString(o, "name");
+}
+std::string NamespaceOf(const Json& o) {
+  return MetaString(o, "namespace");
+}
+std::string UidOf(const Json& o) {
+  return MetaString(o, "uid");
+}
+std::string ResourceVersionOf(const Json& o) {
+  return MetaString(o, "resourceVersion");
+}
 
 int64_t GenerationOf(const Json& o) {
   const Json* meta = Find(o, {"metadata"});
   return meta ? IntAt(*meta, "generation", 0) : 0;
 }
 
-bool IsTerminating(const Json& o) { return Find(o, {"metadata", "deletionTimestamp"}) != nullptr; }
+bool IsTerminating(const Json& o) {
+  return Find(o, {"metadata", "deletionTimestamp"}) != nullptr;
+}
 
 std::string AnnotationOf(const Json& o, const std::string& key) {
   const Json* annotations = Find(o, {"metadata", "annotations"});
@@ -174,12 +184,6 @@ Json ControllerRefTo(const Json& owner) {
 
 std::vector<std::string> ControllerUidValues(const Json& o) {
   std::string uid = ControllerUid(o);
-  if (uid.empty()) return {};
-  return {std::move(uid)};
-}
-
-std::vector<std::string> UidValues(const Json& o) {
-  std::string uid = UidOf(o);
   if (uid.empty()) return {};
   return {std::move(uid)};
 }

@@ -53,10 +53,8 @@ std::string ControllerUid(const Json& o);
 // A controller reference to `owner` (blockOwnerDeletion: true).
 Json ControllerRefTo(const Json& owner);
 
-// Cache indexes: objects by their controller's uid, and by their own uid.
+// The cache index of objects by their controller's uid.
 inline constexpr char kByControllerUid[] = "workloads.controller-uid";
-inline constexpr char kByUid[] = "workloads.uid";
 std::vector<std::string> ControllerUidValues(const Json& o);
-std::vector<std::string> UidValues(const Json& o);
 
 }  // namespace ganglion::orchestrator::workloads

@@ -36,7 +36,9 @@ bool LabelsDiffer(const Json& a, const Json& b) {
   return la != nullptr && *la != *lb;
 }
 
-bool ActivePod(const Json& pod) { return IsPodActive(pod); }
+bool ActivePod(const Json& pod) {
+  return IsPodActive(pod);
+}
 
 class ReplicaSetReconciler : public Reconciler {
  public:
@@ -49,14 +51,14 @@ class ReplicaSetReconciler : public Reconciler {
     pods_ = &ctx.Cache("", "pods");
     pods_->AddIndex(kByControllerUid, ControllerUidValues);
     WorkQueue& q = ctx.queue();
-    replica_sets_->AddHandlers({[&q](const ObjectPtr& rs) { q.Add(ObjectKey(*rs)); },
-                                [&q](const ObjectPtr&, const ObjectPtr& rs) { q.Add(ObjectKey(*rs)); },
-                                [&q](const ObjectPtr& rs) { q.Add(ObjectKey(*rs)); }});
-    pods_->AddHandlers({[this](const ObjectPtr& pod) { OnPodAdded(*pod); },
-                        [this](const ObjectPtr& before, const ObjectPtr& after) {
-                          OnPodUpdated(*before, *after);
-                        },
-                        [this](const ObjectPtr& pod) { OnPodDeleted(*pod); }});
+    replica_sets_->AddHandlers(
+        {[&q](const ObjectPtr& rs) { q.Add(ObjectKey(*rs)); },
+         [&q](const ObjectPtr&, const ObjectPtr& rs) { q.Add(ObjectKey(*rs)); },
+         [&q](const ObjectPtr& rs) { q.Add(ObjectKey(*rs)); }});
+    pods_->AddHandlers(
+        {[this](const ObjectPtr& pod) { OnPodAdded(*pod); },
+         [this](const ObjectPtr& before, const ObjectPtr& after) { OnPodUpdated(*before, *after); },
+         [this](const ObjectPtr& pod) { OnPodDeleted(*pod); }});
   }
 
   absl::Status Reconcile(const std::string& key) override;
@@ -108,8 +110,7 @@ class ReplicaSetReconciler : public Reconciler {
     }
   }
 
-  absl::Status ManageReplicas(const std::string& key, const Json& rs,
-                              std::vector<ObjectPtr>& pods);
+  absl::Status ManageReplicas(const std::string& key, const Json& rs, std::vector<ObjectPtr>& pods);
   absl::Status UpdateStatus(const std::string& key, const Json& rs,
                             const std::vector<ObjectPtr>& pods, const absl::Status& managed);
 
@@ -178,9 +179,9 @@ absl::Status ReplicaSetReconciler::ManageReplicas(const std::string& key, const 
       if (!created.ok()) {
         // Neither this pod nor the rest will appear: stop waiting for them.
         for (int j = i; j < count; ++j) expectations_.CreationObserved(key);
-        return absl::Status(created.status().code(),
-                            absl::StrCat("creating a pod for ReplicaSet ", key, ": ",
-                                         created.status().message()));
+        return absl::Status(
+            created.status().code(),
+            absl::StrCat("creating a pod for ReplicaSet ", key, ": ", created.status().message()));
       }
     }
     return absl::OkStatus();
@@ -196,13 +197,13 @@ absl::Status ReplicaSetReconciler::ManageReplicas(const std::string& key, const 
     for (size_t i = 0; i < count; ++i) {
       DeleteOptions options;
       options.uid = UidOf(*pods[i]);  // never a pod that replaced it under the same name
-      absl::Status st = ctx_->client().Delete(pod_type_, NamespaceOf(*pods[i]), NameOf(*pods[i]),
-                                              options);
+      absl::Status st =
+          ctx_->client().Delete(pod_type_, NamespaceOf(*pods[i]), NameOf(*pods[i]), options);
       if (!st.ok()) {
         expectations_.DeletionObserved(key, victims[i]);
         if (!absl::IsNotFound(st) && first_error.ok()) {
-          first_error = absl::Status(st.code(), absl::StrCat("deleting pod ", victims[i], ": ",
-                                                             st.message()));
+          first_error = absl::Status(st.code(),
+                                     absl::StrCat("deleting pod ", victims[i], ": ", st.message()));
         }
       }
     }
@@ -294,9 +295,9 @@ absl::Status ReplicaSetReconciler::UpdateStatus(const std::string& key, const Js
   next["status"] = status;
   auto written = ctx_->client().Update(rs_type_, next, "status");
   if (!written.ok()) {
-    return absl::Status(written.status().code(),
-                        absl::StrCat("updating the status of ReplicaSet ", key, ": ",
-                                     written.status().message()));
+    return absl::Status(
+        written.status().code(),
+        absl::StrCat("updating the status of ReplicaSet ", key, ": ", written.status().message()));
   }
   return absl::OkStatus();
 }

@@ -115,8 +115,7 @@ absl::StatusOr<bool> ScaleOldForRollingUpdate(Rollout& r) {
   if (SumReplicas(r.old) == 0) return false;
   const int64_t min_available = SpecReplicas(d) - MaxUnavailable(d);
   const int64_t all_replicas = SumReplicas(r.All());
-  const int64_t new_unavailable =
-      r.new_rs ? r.new_rs->replicas - r.new_rs->KeptAvailable() : 0;
+  const int64_t new_unavailable = r.new_rs ? r.new_rs->replicas - r.new_rs->KeptAvailable() : 0;
   const int64_t most_down = all_replicas - min_available - new_unavailable;
   if (most_down <= 0) return false;
 
@@ -217,10 +216,11 @@ absl::Status ScaleProportionally(Rollout& r) {
   const int64_t allowed = replicas > 0 ? replicas + MaxSurge(d) : 0;
   const int64_t to_add = allowed - SumReplicas(active);
   // Larger sets first; among equals the newer gains first and loses last.
-  std::sort(active.begin(), active.end(), [to_add](const ReplicaSetView* a, const ReplicaSetView* b) {
-    if (a->replicas != b->replicas) return a->replicas > b->replicas;
-    return to_add > 0 ? OlderFirst(b, a) : OlderFirst(a, b);
-  });
+  std::sort(active.begin(), active.end(),
+            [to_add](const ReplicaSetView* a, const ReplicaSetView* b) {
+              if (a->replicas != b->replicas) return a->replicas > b->replicas;
+              return to_add > 0 ? OlderFirst(b, a) : OlderFirst(a, b);
+            });
   std::vector<int64_t> sizes;
   int64_t added = 0;
   for (ReplicaSetView* rs : active) {

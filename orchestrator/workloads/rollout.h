@@ -23,9 +23,9 @@
 namespace ganglion::orchestrator::workloads {
 
 struct ReplicaSetView {
-  Json object;               // as last read or written
-  int64_t replicas = 0;      // spec.replicas
-  int64_t active_pods = 0;   // active pods it controls, in the pod cache
+  Json object;              // as last read or written
+  int64_t replicas = 0;     // spec.replicas
+  int64_t active_pods = 0;  // active pods it controls, in the pod cache
   int64_t available_pods = 0;
   absl::Time created = absl::InfinitePast();
 

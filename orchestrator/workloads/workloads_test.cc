@@ -4,6 +4,8 @@
 // A census follows every pod change synchronously (the in-memory store
 // delivers events in the writer's thread), so the rollout bounds are checked
 // after every single change, not by sampling.
+#include "orchestrator/workloads/workloads.h"
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -22,7 +24,6 @@
 #include "orchestrator/workloads/objects.h"
 #include "orchestrator/workloads/revision.h"
 #include "orchestrator/workloads/rollout.h"
-#include "orchestrator/workloads/workloads.h"
 
 namespace ganglion::orchestrator::workloads {
 namespace {
@@ -39,9 +40,15 @@ bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(30)) {
   return pred();
 }
 
-const ResourceType& Pods() { return TypeOf("", "pods"); }
-const ResourceType& ReplicaSets() { return TypeOf("apps", "replicasets"); }
-const ResourceType& Deployments() { return TypeOf("apps", "deployments"); }
+const ResourceType& Pods() {
+  return TypeOf("", "pods");
+}
+const ResourceType& ReplicaSets() {
+  return TypeOf("apps", "replicasets");
+}
+const ResourceType& Deployments() {
+  return TypeOf("apps", "deployments");
+}
 
 Json PodTemplate(const std::string& app, const std::string& image) {
   return {{"metadata", {{"labels", {{"app", app}}}}},
@@ -152,12 +159,12 @@ class PodCensus {
   }
 
   mutable std::mutex mu_;
-  std::map<std::string, Json> pods_;  // guarded by mu_
-  std::string app_;                   // guarded by mu_
-  bool armed_ = false;                // guarded by mu_
-  int64_t most_ = 0;                  // guarded by mu_
+  std::map<std::string, Json> pods_;      // guarded by mu_
+  std::string app_;                       // guarded by mu_
+  bool armed_ = false;                    // guarded by mu_
+  int64_t most_ = 0;                      // guarded by mu_
   int64_t fewest_available_ = INT64_MAX;  // guarded by mu_
-  bool mixed_ = false;                // guarded by mu_
+  bool mixed_ = false;                    // guarded by mu_
   std::unique_ptr<Subscription> subscription_;
 };
 
@@ -251,7 +258,8 @@ class DelayingStore : public ObjectStore {
         [this, target](const std::vector<ObjectEvent>& events) {
           std::lock_guard<std::mutex> lock(mu_);
           pending_.push_back({absl::Now() + delay_, target, events});
-          for (const ObjectEvent& e : events) queued_revision_ = std::max(queued_revision_, e.revision);
+          for (const ObjectEvent& e : events)
+            queued_revision_ = std::max(queued_revision_, e.revision);
           cv_.notify_all();
         },
         std::move(on_end));
@@ -318,10 +326,10 @@ class DelayingStore : public ObjectStore {
   const absl::Duration delay_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Batch> pending_;     // guarded by mu_
+  std::deque<Batch> pending_;       // guarded by mu_
   int64_t queued_revision_ = 0;     // guarded by mu_
   int64_t delivered_revision_ = 0;  // guarded by mu_
-  bool stop_ = false;             // guarded by mu_
+  bool stop_ = false;               // guarded by mu_
   std::thread thread_;
 };
 
@@ -414,9 +422,8 @@ class WorkloadsTest : public ::testing::Test {
   }
 
   void SetImage(const std::string& name, const std::string& image) {
-    Mutate(Deployments(), name, [&](Json& d) {
-      d["spec"]["template"]["spec"]["containers"][0]["image"] = image;
-    });
+    Mutate(Deployments(), name,
+           [&](Json& d) { d["spec"]["template"]["spec"]["containers"][0]["image"] = image; });
   }
 
   // What `kubectl rollout undo --to-revision` sends: the chosen replica set's
@@ -467,9 +474,9 @@ TEST(WorkloadsUnit, PodTemplateHashIsStableAndSafeAlphabet) {
 }
 
 TEST(WorkloadsUnit, SurgeRoundsUpUnavailableRoundsDown) {
-  Json d = DeploymentObject("x", 10, "i", {{"type", "RollingUpdate"},
-                                            {"rollingUpdate",
-                                             {{"maxSurge", "25%"}, {"maxUnavailable", "25%"}}}});
+  Json d = DeploymentObject("x", 10, "i",
+                            {{"type", "RollingUpdate"},
+                             {"rollingUpdate", {{"maxSurge", "25%"}, {"maxUnavailable", "25%"}}}});
   EXPECT_EQ(MaxSurge(d), 3);        // 2.5 up
   EXPECT_EQ(MaxUnavailable(d), 2);  // 2.5 down
   d["spec"]["replicas"] = 1;
@@ -489,9 +496,9 @@ Json RankedPod(const std::string& name, const std::string& node, const std::stri
               {"spec", Json::object()},
               {"status", {{"phase", phase}}}};
   if (!node.empty()) pod["spec"]["nodeName"] = node;
-  pod["status"]["conditions"] = Json::array(
-      {{{"type", "Ready"}, {"status", ready ? "True" : "False"}, {"lastTransitionTime",
-                                                                  ready_since}}});
+  pod["status"]["conditions"] = Json::array({{{"type", "Ready"},
+                                              {"status", ready ? "True" : "False"},
+                                              {"lastTransitionTime", ready_since}}});
   pod["status"]["containerStatuses"] = Json::array({{{"restartCount", restarts}}});
   return pod;
 }
@@ -508,15 +515,13 @@ TEST(WorkloadsUnit, DeletionOrderFollowsKubernetes) {
       RankedPod("running-ready-recently", "n", "Running", true, 0, t0, t1),
       RankedPod("unknown", "n", "Unknown", false, 0, t0),
   };
-  std::sort(pods.begin(), pods.end(), [](const Json& a, const Json& b) {
-    return DeletesBefore(a, b);
-  });
+  std::sort(pods.begin(), pods.end(),
+            [](const Json& a, const Json& b) { return DeletesBefore(a, b); });
   std::vector<std::string> order;
   for (const Json& p : pods) order.push_back(NameOf(p));
-  EXPECT_EQ(order, (std::vector<std::string>{"unassigned", "pending", "unknown",
-                                             "running-notready", "running-ready-recently",
-                                             "running-ready-restarts", "running-ready-new",
-                                             "running-ready-old"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"unassigned", "pending", "unknown", "running-notready",
+                                             "running-ready-recently", "running-ready-restarts",
+                                             "running-ready-new", "running-ready-old"}));
 }
 
 TEST_F(WorkloadsTest, ValidationRejectsZeroSurgeAndZeroUnavailable) {
@@ -529,14 +534,14 @@ TEST_F(WorkloadsTest, ValidationRejectsZeroSurgeAndZeroUnavailable) {
   EXPECT_TRUE(absl::StrContains(zero.status().message(), "may not be 0 when `maxSurge` is 0"))
       << zero.status();
   auto bad = client_.Create(
-      Deployments(), DeploymentObject("bad", 2, "i",
-                                      {{"type", "RollingUpdate"},
-                                       {"rollingUpdate", {{"maxSurge", "x"}}}}));
+      Deployments(),
+      DeploymentObject("bad", 2, "i",
+                       {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxSurge", "x"}}}}));
   EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
-  auto over = client_.Create(
-      Deployments(), DeploymentObject("over", 2, "i",
-                                      {{"type", "RollingUpdate"},
-                                       {"rollingUpdate", {{"maxUnavailable", "150%"}}}}));
+  auto over = client_.Create(Deployments(),
+                             DeploymentObject("over", 2, "i",
+                                              {{"type", "RollingUpdate"},
+                                               {"rollingUpdate", {{"maxUnavailable", "150%"}}}}));
   EXPECT_TRUE(absl::IsInvalidArgument(over.status())) << over.status();
 }
 
@@ -550,9 +555,9 @@ TEST_F(WorkloadsTest, ReplicaSetScalesThreeToTenToTwo) {
   ASSERT_TRUE(client_.Create(ReplicaSets(), ReplicaSetObject("web", 3)).ok());
   auto ready_is = [&](int n) {
     Json rs = Read(ReplicaSets(), "web");
-    return census.Of("web").size() == static_cast<size_t>(n) &&
-           StatusInt(rs, "replicas") == n && StatusInt(rs, "readyReplicas") == n &&
-           StatusInt(rs, "availableReplicas") == n && StatusInt(rs, "fullyLabeledReplicas") == n &&
+    return census.Of("web").size() == static_cast<size_t>(n) && StatusInt(rs, "replicas") == n &&
+           StatusInt(rs, "readyReplicas") == n && StatusInt(rs, "availableReplicas") == n &&
+           StatusInt(rs, "fullyLabeledReplicas") == n &&
            StatusInt(rs, "observedGeneration") == GenerationOf(rs);
   };
   ASSERT_TRUE(Eventually([&] { return ready_is(3); })) << Read(ReplicaSets(), "web").dump();
@@ -582,11 +587,11 @@ TEST_F(WorkloadsTest, ReplicaSetScalesThreeToTenToTwo) {
 }
 
 TEST_F(WorkloadsTest, ReplicaSetAdoptsOrphansAndReleasesPodsItNoLongerSelects) {
-  Json orphan = {{"apiVersion", "v1"},
-                 {"kind", "Pod"},
-                 {"metadata", {{"name", "orphan"}, {"namespace", kNamespace},
-                               {"labels", {{"app", "adopt"}}}}},
-                 {"spec", PodTemplate("adopt", "nginx")["spec"]}};
+  Json orphan = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", "orphan"}, {"namespace", kNamespace}, {"labels", {{"app", "adopt"}}}}},
+      {"spec", PodTemplate("adopt", "nginx")["spec"]}};
   ASSERT_TRUE(client_.Create(Pods(), orphan).ok());
   StartHost();
   ASSERT_TRUE(client_.Create(ReplicaSets(), ReplicaSetObject("adopt", 2)).ok());
@@ -621,9 +626,8 @@ TEST_F(WorkloadsTest, ReplicaSetNeverCreatesExtraPodsWithADelayedCache) {
            [i](Json& rs) { rs["metadata"]["annotations"]["poke"] = absl::StrCat(i); });
     absl::SleepFor(absl::Milliseconds(50));
   }
-  ASSERT_TRUE(Eventually([&] {
-    return StatusInt(Read(ReplicaSets(), "slow"), "availableReplicas") == 5;
-  }));
+  ASSERT_TRUE(
+      Eventually([&] { return StatusInt(Read(ReplicaSets(), "slow"), "availableReplicas") == 5; }));
   EXPECT_EQ(census.most(), 5);
   ScaleTo(ReplicaSets(), "slow", 1);
   for (int i = 0; i < 10; ++i) {
@@ -637,7 +641,45 @@ TEST_F(WorkloadsTest, ReplicaSetNeverCreatesExtraPodsWithADelayedCache) {
   EXPECT_EQ(census.most(), 5);
 }
 
+TEST_F(WorkloadsTest, ReplicaSetCountsAvailableOnlyAfterMinReadySeconds) {
+  StartKubelet();
+  StartHost();
+  Json rs = ReplicaSetObject("patient", 2);
+  rs["spec"]["minReadySeconds"] = 4;
+  ASSERT_TRUE(client_.Create(ReplicaSets(), rs).ok());
+  ASSERT_TRUE(
+      Eventually([&] { return StatusInt(Read(ReplicaSets(), "patient"), "readyReplicas") == 2; }));
+  // Ready, but not yet for minReadySeconds (the kubelet made them ready just now).
+  EXPECT_EQ(StatusInt(Read(ReplicaSets(), "patient"), "availableReplicas"), 0);
+  // Nothing else changes: only the reconciler's own requeue can make them available.
+  ASSERT_TRUE(Eventually(
+      [&] { return StatusInt(Read(ReplicaSets(), "patient"), "availableReplicas") == 2; }));
+}
+
 // --- Deployment ---
+
+TEST_F(WorkloadsTest, NameCollisionBumpsCollisionCountAndHashesAgain) {
+  // A foreign replica set already holds the name the template hashes to.
+  Json probe = DeploymentObject("coll", 1, "app:v1");
+  Deployments().set_defaults(probe);
+  const std::string taken = PodTemplateHash(probe["spec"]["template"], std::nullopt);
+  Json foreign = ReplicaSetObject("coll-" + taken, 0);
+  foreign["spec"]["selector"]["matchLabels"]["app"] = "someone-else";
+  foreign["spec"]["template"]["metadata"]["labels"]["app"] = "someone-else";
+  ASSERT_TRUE(client_.Create(ReplicaSets(), foreign).ok());
+  StartKubelet();
+  StartHost();
+  ASSERT_TRUE(client_.Create(Deployments(), probe).ok());
+  ASSERT_TRUE(Eventually([&] { return RolledOut("coll"); }))
+      << Read(Deployments(), "coll")["status"].dump();
+  Json d = Read(Deployments(), "coll");
+  EXPECT_EQ(d["status"]["collisionCount"], 1);
+  const std::string rehashed = PodTemplateHash(d["spec"]["template"], 1);
+  EXPECT_NE(rehashed, taken);
+  Json mine = Read(ReplicaSets(), "coll-" + rehashed);
+  EXPECT_EQ(ControllerUid(mine), UidOf(d));
+  EXPECT_EQ(ControllerRef(Read(ReplicaSets(), "coll-" + taken)), nullptr) << "left alone";
+}
 
 class RollingUpdateTest : public WorkloadsTest,
                           public ::testing::WithParamInterface<std::tuple<int, Json, Json>> {};
@@ -669,9 +711,9 @@ TEST_P(RollingUpdateTest, NeverPassesSurgeNorUnavailability) {
 
   census.Arm("roll");
   SetImage("roll", "app:v2");
-  ASSERT_TRUE(Eventually([&] { return RolledOut("roll") && census.Of("roll").size() ==
-                                                                static_cast<size_t>(replicas); }))
-      << Read(Deployments(), "roll")["status"].dump();
+  ASSERT_TRUE(Eventually([&] {
+    return RolledOut("roll") && census.Of("roll").size() == static_cast<size_t>(replicas);
+  })) << Read(Deployments(), "roll")["status"].dump();
   EXPECT_LE(census.most(), replicas + max_surge);
   EXPECT_GE(census.fewest_available(), replicas - max_unavailable);
   for (const Json& pod : census.Of("roll")) {
@@ -686,20 +728,19 @@ TEST_P(RollingUpdateTest, NeverPassesSurgeNorUnavailability) {
   EXPECT_EQ(ImageOf(new_rs), "app:v2");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Bounds, RollingUpdateTest,
-    ::testing::Values(std::make_tuple(4, Json(1), Json(1)),
-                      std::make_tuple(10, Json("25%"), Json("25%")),
-                      std::make_tuple(3, Json(0), Json(1)),
-                      std::make_tuple(3, Json(2), Json(0))));
+INSTANTIATE_TEST_SUITE_P(Bounds, RollingUpdateTest,
+                         ::testing::Values(std::make_tuple(4, Json(1), Json(1)),
+                                           std::make_tuple(10, Json("25%"), Json("25%")),
+                                           std::make_tuple(3, Json(0), Json(1)),
+                                           std::make_tuple(3, Json(2), Json(0))));
 
 TEST_F(WorkloadsTest, RecreateRemovesEveryOldPodBeforeTheFirstNewOne) {
   PodCensus census(store_);
   StartKubelet();
   StartHost();
-  ASSERT_TRUE(client_.Create(Deployments(),
-                             DeploymentObject("re", 3, "app:v1", {{"type", "Recreate"}}))
-                  .ok());
+  ASSERT_TRUE(
+      client_.Create(Deployments(), DeploymentObject("re", 3, "app:v1", {{"type", "Recreate"}}))
+          .ok());
   ASSERT_TRUE(Eventually([&] { return RolledOut("re"); }));
   census.Arm("re");
   SetImage("re", "app:v2");
@@ -717,13 +758,15 @@ TEST_F(WorkloadsTest, UndoRestoresThePreviousTemplateAsTheNewestRevision) {
   ASSERT_TRUE(Eventually([&] { return RolledOut("undo"); }));
   SetImage("undo", "app:v2");
   ASSERT_TRUE(Eventually([&] {
-    return RolledOut("undo") && AnnotationOf(Read(Deployments(), "undo"), kRevisionAnnotation) == "2";
+    return RolledOut("undo") &&
+           AnnotationOf(Read(Deployments(), "undo"), kRevisionAnnotation) == "2";
   }));
   const std::string v1_name = NameOf(ReplicaSetWithRevision("undo", 1));
 
   Undo("undo", 1);  // `kubectl rollout undo`: back to the previous revision
   ASSERT_TRUE(Eventually([&] {
-    return RolledOut("undo") && AnnotationOf(Read(Deployments(), "undo"), kRevisionAnnotation) == "3";
+    return RolledOut("undo") &&
+           AnnotationOf(Read(Deployments(), "undo"), kRevisionAnnotation) == "3";
   })) << Read(Deployments(), "undo").dump();
   EXPECT_EQ(ImageOf(Read(Deployments(), "undo")), "app:v1");
   Json back = ReplicaSetWithRevision("undo", 3);
@@ -735,7 +778,8 @@ TEST_F(WorkloadsTest, UndoRestoresThePreviousTemplateAsTheNewestRevision) {
 
   Undo("undo", 2);  // `--to-revision=2`
   ASSERT_TRUE(Eventually([&] {
-    return RolledOut("undo") && AnnotationOf(Read(Deployments(), "undo"), kRevisionAnnotation) == "4";
+    return RolledOut("undo") &&
+           AnnotationOf(Read(Deployments(), "undo"), kRevisionAnnotation) == "4";
   }));
   EXPECT_EQ(ImageOf(Read(Deployments(), "undo")), "app:v2");
   EXPECT_EQ(ImageOf(ReplicaSetWithRevision("undo", 4)), "app:v2");
@@ -798,12 +842,13 @@ TEST_F(WorkloadsTest, PausedDeploymentScalesButDoesNotRollOut) {
 TEST_F(WorkloadsTest, ScalingDuringARolloutIsProportional) {
   StartHost();
   // No kubelet: nothing becomes ready, so the rollout stays half-way.
-  ASSERT_TRUE(client_.Create(Deployments(),
-                             DeploymentObject("prop", 10, "app:v1",
-                                              {{"type", "RollingUpdate"},
-                                               {"rollingUpdate",
-                                                {{"maxSurge", 3}, {"maxUnavailable", 2}}}}))
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          .Create(Deployments(),
+                  DeploymentObject("prop", 10, "app:v1",
+                                   {{"type", "RollingUpdate"},
+                                    {"rollingUpdate", {{"maxSurge", 3}, {"maxUnavailable", 2}}}}))
+          .ok());
   // All 10 of v1 exist (none ready), then v2 begins: it may surge 3.
   ASSERT_TRUE(Eventually([&] { return ListOf(Pods()).size() == 10; }));
   SetImage("prop", "app:v2");
@@ -844,8 +889,8 @@ TEST_F(WorkloadsTest, ProgressDeadlineExceededWhenPodsNeverGetReady) {
   })) << Read(Deployments(), "stuck")["status"].dump();
   Json progressing = Condition("stuck", "Progressing");
   EXPECT_EQ(progressing["status"], "False");
-  EXPECT_TRUE(absl::StrContains(progressing["message"].get<std::string>(),
-                                "has timed out progressing"));
+  EXPECT_TRUE(
+      absl::StrContains(progressing["message"].get<std::string>(), "has timed out progressing"));
   // The old pods still serve: availability was never given up.
   EXPECT_EQ(Condition("stuck", "Available")["status"], "True");
   EXPECT_FALSE(RolledOut("stuck"));
@@ -866,8 +911,7 @@ TEST_F(WorkloadsTest, StaleStateWritesAreRejectedNotApplied) {
   Mutate(Deployments(), "cas", [](Json& d) { d["metadata"]["labels"]["owner"] = "user"; });
   ASSERT_TRUE(Eventually([&] {
     Json d = Read(Deployments(), "cas");
-    return RolledOut("cas") && SpecReplicas(d) == 4 &&
-           AnnotationOf(d, kRevisionAnnotation) == "2";
+    return RolledOut("cas") && SpecReplicas(d) == 4 && AnnotationOf(d, kRevisionAnnotation) == "2";
   })) << Read(Deployments(), "cas").dump();
   Json d = Read(Deployments(), "cas");
   EXPECT_EQ(ImageOf(d), "app:v2");
