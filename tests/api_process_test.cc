@@ -33,6 +33,10 @@ class ApiProcessTest : public ::testing::Test {
     options.binary = GANGLION_BINARY;
     options.members = 3;
     options.serve_api = true;
+    // The API alone: with the workload reconcilers running, the hand-made
+    // replica sets and deployments below would be adopted, released and
+    // given pods (tests/workloads_process_test.cc covers them).
+    options.extra_flags = {"--reconcilers=none"};
     cluster_ = new ProcessCluster(options);
     absl::Status started = cluster_->Start();
     ASSERT_TRUE(started.ok()) << started;
