@@ -1,5 +1,9 @@
 // apps/v1 types: deployments, replica sets, stateful sets, daemon sets and
 // controller revisions.
+#include <algorithm>
+#include <cctype>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "orchestrator/types/registry.h"
@@ -103,6 +107,62 @@ FieldErrors ValidateWorkload(const Json& o, const Json* old) {
   return e;
 }
 
+// maxSurge / maxUnavailable: a non-negative integer or "<n>%". Returns
+// whether the value is zero (0 or "0%"); malformed values add an error.
+bool ValidateIntOrPercent(const Json& v, const std::string& field, bool at_most_100,
+                          FieldErrors& e) {
+  if (v.is_number_integer()) {
+    if (v.get<int64_t>() < 0) Invalid(e, field, v, "must be greater than or equal to 0");
+    return v.get<int64_t>() == 0;
+  }
+  const std::string s = v.is_string() ? v.get<std::string>() : "";
+  bool digits = s.size() >= 2 && s.back() == '%';
+  for (size_t i = 0; digits && i + 1 < s.size(); ++i) digits = std::isdigit(s[i]) != 0;
+  if (!digits) {
+    Invalid(e, field, v,
+            "a valid percent string must be a numeric string followed by an ending '%' (e.g. "
+            "'1%',  or '93%', regex used for validation is '[0-9]+%')");
+    return false;
+  }
+  const int64_t percent = std::stoll(s.substr(0, std::min<size_t>(s.size() - 1, 9)));
+  if (at_most_100 && percent > 100) Invalid(e, field, v, "must not be greater than 100%");
+  return percent == 0;
+}
+
+void ValidateDeploymentSpec(const Json& o, FieldErrors& e) {
+  const Json* spec = Find(o, {"spec"});
+  if (spec == nullptr || !spec->is_object()) return;
+  const Json* type = Find(*spec, {"strategy", "type"});
+  const Json* ru = Find(*spec, {"strategy", "rollingUpdate"});
+  if (type && *type == "RollingUpdate" && ru && ru->is_object()) {
+    const std::string path = "spec.strategy.rollingUpdate.";
+    const Json surge = ru->value("maxSurge", Json(0));
+    const Json unavailable = ru->value("maxUnavailable", Json(0));
+    const bool surge_zero = ValidateIntOrPercent(surge, path + "maxSurge", false, e);
+    const bool unavailable_zero =
+        ValidateIntOrPercent(unavailable, path + "maxUnavailable", true, e);
+    if (surge_zero && unavailable_zero) {
+      Invalid(e, path + "maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0");
+    }
+  }
+  const int64_t min_ready = IntAt(*spec, "minReadySeconds", 0);
+  if (min_ready < 0) {
+    Invalid(e, "spec.minReadySeconds", (*spec)["minReadySeconds"],
+            "must be greater than or equal to 0");
+  }
+  if (spec->contains("progressDeadlineSeconds")) {
+    const int64_t deadline = IntAt(*spec, "progressDeadlineSeconds", 0);
+    if (deadline <= min_ready) {
+      Invalid(e, "spec.progressDeadlineSeconds", (*spec)["progressDeadlineSeconds"],
+              "must be greater than minReadySeconds");
+    }
+  }
+  if (spec->contains("revisionHistoryLimit") && IntAt(*spec, "revisionHistoryLimit", -1) < 0) {
+    Invalid(e, "spec.revisionHistoryLimit", (*spec)["revisionHistoryLimit"],
+            "must be greater than or equal to 0");
+  }
+}
+
 ResourceType Deployments() {
   ResourceType t =
       MakeType("apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"});
@@ -126,6 +186,7 @@ ResourceType Deployments() {
     if (strategy && *strategy != "RollingUpdate" && *strategy != "Recreate") {
       NotSupported(e, "spec.strategy.type", *strategy, "\"Recreate\", \"RollingUpdate\"");
     }
+    ValidateDeploymentSpec(o, e);
     return e;
   };
   t.columns = {kNameColumn,
