@@ -24,7 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/process_cluster.h"
+#include "tests/support/kube_cluster.h"
 
 namespace ganglion::tests {
 namespace {
@@ -33,7 +33,6 @@ using Json = nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr milliseconds kKubectlTimeout{30000};
 // `rollout status` waits for the whole rollout; bounded well below the test timeout.
 constexpr char kRolloutTimeout[] = "--timeout=120s";
 constexpr milliseconds kRolloutCommandTimeout{130000};
@@ -330,61 +329,20 @@ class PodCensus {
   std::thread thread_;
 };
 
-class WorkloadsProcessTest : public ::testing::Test {
+class WorkloadsProcessTest : public KubeTest {
  protected:
   static void SetUpTestSuite() {
     ClusterOptions options;
     options.binary = GANGLION_BINARY;
     options.members = 3;
-    options.serve_api = true;
-    cluster_ = new ProcessCluster(options);
-    absl::Status started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started;
-    for (int i = 0; i < cluster_->size(); ++i) {
-      const std::string path = absl::StrCat(cluster_->data_root(), "/kubeconfig-", i);
-      std::ofstream out(path);
-      out << "apiVersion: v1\nkind: Config\nclusters:\n- name: ganglion\n  cluster:\n"
-          << "    server: " << cluster_->member(i).ApiUrl() << "\n"
-          << "contexts:\n- name: ganglion\n  context: {cluster: ganglion, user: ganglion}\n"
-          << "users:\n- name: ganglion\n  user: {}\ncurrent-context: ganglion\n";
-    }
-    for (int i = 0; i < cluster_->size(); ++i) {
-      bool ready = false;
-      for (int attempt = 0; attempt < 100 && !ready; ++attempt) {
-        ready = Kubectl({"get", "namespace", "default"}, i).exit_code == 0;
-        if (!ready) std::this_thread::sleep_for(milliseconds(200));
-      }
-      ASSERT_TRUE(ready) << "member " << i << " API never answered";
-    }
+    StartCluster(options, GANGLION_KUBECTL);
   }
-
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ns_ = absl::StrCat("w-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (char& c : ns_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto created = K({"create", "namespace", ns_});
-    ASSERT_EQ(created.exit_code, 0) << created.err;
-  }
-
-  static CommandResult Kubectl(std::vector<std::string> args, int member = 0,
-                               milliseconds timeout = kKubectlTimeout) {
-    std::vector<std::string> argv = {GANGLION_KUBECTL, "--kubeconfig",
-                                     absl::StrCat(cluster_->data_root(), "/kubeconfig-", member),
-                                     "--cache-dir",
-                                     absl::StrCat(cluster_->data_root(), "/kube-cache-", member)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, "", timeout);
-  }
+  static void TearDownTestSuite() { StopCluster(); }
 
   // kubectl in the test's namespace, through a running member (`member_`).
   CommandResult K(std::vector<std::string> args, milliseconds timeout = kKubectlTimeout) const {
     args.insert(args.begin(), {"-n", ns_});
-    return Kubectl(args, member_, timeout);
+    return Kubectl(args, member_, "", timeout);
   }
 
   CommandResult RolloutStatus(const std::string& name) const {
@@ -402,7 +360,7 @@ class WorkloadsProcessTest : public ::testing::Test {
   }
 
   std::string Apply(const std::string& yaml) const {
-    const std::string path = absl::StrCat(cluster_->data_root(), "/", ns_, "-", ++files_, ".yaml");
+    const std::string path = absl::StrCat(cluster().data_root(), "/", ns_, "-", ++files_, ".yaml");
     std::ofstream(path) << yaml;
     auto r = K({"apply", "-f", path});
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -448,16 +406,13 @@ class WorkloadsProcessTest : public ::testing::Test {
     return revisions;
   }
 
-  static ProcessCluster* cluster_;
-  std::string ns_;
   int member_ = 0;
   mutable int files_ = 0;
 };
 
-ProcessCluster* WorkloadsProcessTest::cluster_ = nullptr;
 
 TEST_F(WorkloadsProcessTest, ApplyRolloutStatusSetImageAndScale) {
-  FakeKubelet kubelet(*cluster_, ns_, milliseconds(200));
+  FakeKubelet kubelet(cluster(), ns_, milliseconds(200));
   Apply(Deployment("web", 3, "nginx:1.25"));
   auto status = RolloutStatus("web");
   ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
@@ -494,7 +449,7 @@ TEST_F(WorkloadsProcessTest, ApplyRolloutStatusSetImageAndScale) {
 }
 
 TEST_F(WorkloadsProcessTest, RolloutHistoryAndUndo) {
-  FakeKubelet kubelet(*cluster_, ns_, milliseconds(100));
+  FakeKubelet kubelet(cluster(), ns_, milliseconds(100));
   Apply(Deployment("hist", 2, "app:v1"));
   ASSERT_EQ(RolloutStatus("hist").exit_code, 0);
   for (const char* image : {"main=app:v2", "main=app:v3"}) {
@@ -535,7 +490,7 @@ TEST_F(WorkloadsProcessTest, RolloutHistoryAndUndo) {
 }
 
 TEST_F(WorkloadsProcessTest, PauseResumeAndRestart) {
-  FakeKubelet kubelet(*cluster_, ns_, milliseconds(100));
+  FakeKubelet kubelet(cluster(), ns_, milliseconds(100));
   Apply(Deployment("pr", 2, "app:v1"));
   ASSERT_EQ(RolloutStatus("pr").exit_code, 0);
   ASSERT_EQ(K({"set", "image", "deployment/pr", "main=app:v2"}).exit_code, 0);
@@ -596,7 +551,7 @@ TEST_F(WorkloadsProcessTest, ProgressDeadlineFailsRolloutStatus) {
 
 TEST_F(WorkloadsProcessTest, RolloutCompletesAfterTheLeaderIsKilled) {
   // Pods take a while to become ready, so the kill lands mid-rollout.
-  FakeKubelet kubelet(*cluster_, ns_, milliseconds(1500));
+  FakeKubelet kubelet(cluster(), ns_, milliseconds(1500));
   const int replicas = 4, max_surge = 1;
   Apply(Deployment("ha", replicas, "app:v1",
                    "  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxSurge: 1, "
@@ -605,20 +560,20 @@ TEST_F(WorkloadsProcessTest, RolloutCompletesAfterTheLeaderIsKilled) {
 
   int leader = -1;
   for (int attempt = 0; attempt < 100 && leader < 0; ++attempt) {
-    for (int i = 0; i < cluster_->size(); ++i) {
-      if (cluster_->IsRunning(i) &&
-          Metric(cluster_->member(i), "ganglion_reconcilers_leading") == 1) {
+    for (int i = 0; i < cluster().size(); ++i) {
+      if (cluster().IsRunning(i) &&
+          Metric(cluster().member(i), "ganglion_reconcilers_leading") == 1) {
         leader = i;
       }
     }
     if (leader < 0) std::this_thread::sleep_for(milliseconds(100));
   }
   ASSERT_GE(leader, 0) << "no member reports ganglion_reconcilers_leading 1";
-  member_ = (leader + 1) % cluster_->size();
+  member_ = (leader + 1) % cluster().size();
   // Watch the pods through a member that survives, from the current list.
   Json list = GetJson("pods");
   ASSERT_EQ(list["items"].size(), static_cast<size_t>(replicas));
-  PodCensus census(cluster_->member(member_).api_port, ns_,
+  PodCensus census(cluster().member(member_).api_port, ns_,
                    list["metadata"].value("resourceVersion", "0"));
   census.Seed(list);
 
@@ -634,7 +589,7 @@ TEST_F(WorkloadsProcessTest, RolloutCompletesAfterTheLeaderIsKilled) {
   }
   ASSERT_TRUE(started) << K({"get", "rs,pods", "-o", "wide"}).out
                        << GetJson("deployment ha").dump();
-  ASSERT_TRUE(cluster_->Kill(leader, SIGKILL).ok());
+  ASSERT_TRUE(cluster().Kill(leader, SIGKILL).ok());
   EXPECT_NE(PodImages(), std::vector<std::string>(replicas, "app:v2")) << "rollout already done";
 
   auto status = RolloutStatus("ha");
@@ -642,15 +597,15 @@ TEST_F(WorkloadsProcessTest, RolloutCompletesAfterTheLeaderIsKilled) {
   EXPECT_EQ(PodImages(), std::vector<std::string>(replicas, "app:v2"));
   // A new member leads the reconcilers.
   int leading = 0;
-  for (int i = 0; i < cluster_->size(); ++i) {
-    if (cluster_->IsRunning(i))
-      leading += Metric(cluster_->member(i), "ganglion_reconcilers_leading") == 1;
+  for (int i = 0; i < cluster().size(); ++i) {
+    if (cluster().IsRunning(i))
+      leading += Metric(cluster().member(i), "ganglion_reconcilers_leading") == 1;
   }
   EXPECT_EQ(leading, 1);
   std::this_thread::sleep_for(milliseconds(500));  // the census's last events
   EXPECT_GT(census.events(), replicas) << "the watch saw no rollout";
   EXPECT_LE(census.most(), replicas + max_surge);
-  ASSERT_TRUE(cluster_->Restart(leader).ok());
+  ASSERT_TRUE(cluster().Restart(leader).ok());
 }
 
 }  // namespace
