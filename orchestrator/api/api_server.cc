@@ -30,6 +30,17 @@ constexpr auto kIdleTimeout = std::chrono::minutes(5);
 // Watches with allowWatchBookmarks get one this often.
 constexpr auto kBookmarkInterval = std::chrono::seconds(10);
 
+// RFC 7234 warn-code 299 ("miscellaneous persistent warning"), agent "-", the
+// text quoted with its quotes and backslashes escaped, as Kubernetes sends.
+std::string WarningHeader(const std::string& text) {
+  std::string quoted;
+  for (char c : text) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c == '\n' || c == '\r' ? ' ' : c);
+  }
+  return "299 - \"" + quoted + "\"";
+}
+
 std::string PercentDecode(absl::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -101,7 +112,8 @@ class Session : public std::enable_shared_from_this<Session> {
           413, "application/json",
           R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
           R"("message":"the request body is too large","reason":"RequestEntityTooLarge",)"
-          R"("code":413})"};
+          R"("code":413})",
+          {}};
       keep_alive_ = false;
       Write(std::move(r));
       return;
@@ -149,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "ganglion");
     res->set(http::field::content_type, r.content_type);
     res->set(http::field::cache_control, "no-cache, private");
+    for (const std::string& w : r.warnings) res->insert(http::field::warning, WarningHeader(w));
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     res->prepare_payload();

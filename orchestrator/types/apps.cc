@@ -331,7 +331,6 @@ ResourceType DaemonSets() {
 ResourceType ControllerRevisions() {
   ResourceType t = MakeType("apps", "v1", "ControllerRevision", "controllerrevisions",
                             "controllerrevision", true, {}, {});
-  t.top_level_fields = {"apiVersion", "kind", "metadata", "data", "revision"};
   t.set_defaults = [](Json&) {};
   t.validate = [](const Json& o, const Json* old) {
     FieldErrors e;
