@@ -109,7 +109,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       HttpResponse r{
-          413, "application/json",
+          413,
+          "application/json",
           R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
           R"("message":"the request body is too large","reason":"RequestEntityTooLarge",)"
           R"("code":413})",

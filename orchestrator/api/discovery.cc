@@ -66,7 +66,6 @@ Json Operation(const ResourceType& t, const std::string& action, bool with_body,
   return op;
 }
 
-
 constexpr char kQuantityName[] = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 constexpr char kIntOrStringName[] = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 constexpr char kTimeName[] = "io.k8s.apimachinery.pkg.apis.meta.v1.Time";
@@ -339,7 +338,8 @@ std::optional<Json> OpenApiV3Document(const std::string& gv_path) {
     schemas[SchemaNameOf(t->group, t->version, t->kind)]["x-kubernetes-group-version-kind"] =
         Json::array({Gvk(*t)});
   }
-  if (const std::string scale = SchemaNameOf("autoscaling", "v1", "Scale"); schemas.contains(scale)) {
+  if (const std::string scale = SchemaNameOf("autoscaling", "v1", "Scale");
+      schemas.contains(scale)) {
     schemas[scale]["x-kubernetes-group-version-kind"] = {
         {{"group", "autoscaling"}, {"version", "v1"}, {"kind", "Scale"}}};
   }

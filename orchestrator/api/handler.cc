@@ -128,7 +128,8 @@ std::optional<ApiError> ApplyFieldValidation(const TypeSchema* schema, const std
   if (auto* e = std::get_if<ApiError>(&mode)) return *e;
   const FieldValidation validation = std::get<FieldValidation>(mode);
   std::vector<std::string> problems;
-  for (const std::string& d : duplicates) problems.push_back(absl::StrCat("duplicate field \"", d, "\""));
+  for (const std::string& d : duplicates)
+    problems.push_back(absl::StrCat("duplicate field \"", d, "\""));
   if (schema != nullptr) {
     for (const std::string& u :
          UnknownFields(*schema, object, /*drop=*/validation != FieldValidation::kStrict)) {
@@ -140,8 +141,8 @@ std::optional<ApiError> ApplyFieldValidation(const TypeSchema* schema, const std
     warnings.insert(warnings.end(), problems.begin(), problems.end());
     return std::nullopt;
   }
-  return BadRequest(absl::StrCat(kind, " in version \"", version, "\" cannot be handled as a ", kind,
-                                 ": strict decoding error: ", absl::StrJoin(problems, ", ")));
+  return BadRequest(absl::StrCat(kind, " in version \"", version, "\" cannot be handled as a ",
+                                 kind, ": strict decoding error: ", absl::StrJoin(problems, ", ")));
 }
 
 std::optional<ApiError> ApplyFieldValidation(const ResourceType& type, Json& object,
@@ -391,7 +392,8 @@ HttpResponse ApiHandler::HandleUnchecked(const HttpRequest& request) {
     if (m == "PUT") return Update(route, request, warnings);
     if (m == "PATCH") return Patch(route, request, warnings);
     if (m == "DELETE" && route.subresource.empty()) return Delete(route, request);
-    if (m == "POST") return Create(route, request, warnings);  // POST to a name: Kubernetes says 405
+    if (m == "POST")
+      return Create(route, request, warnings);  // POST to a name: Kubernetes says 405
     return MethodNotSupported(route.type->plural, m);
   }();
   HttpResponse response = std::holds_alternative<ApiError>(result)
@@ -611,9 +613,7 @@ class DuplicateFieldFinder {
     stack_.pop_back();
     return Value();
   }
-  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) {
-    return false;
-  }
+  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
 
  private:
   struct Frame {
@@ -670,7 +670,7 @@ std::variant<ParsedBody, ApiError> ParseObjectBody(const HttpRequest& request) {
 }  // namespace
 
 ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& request,
-                                       std::vector<std::string>& warnings) {
+                                      std::vector<std::string>& warnings) {
   const ResourceType& type = *route.type;
   if (!route.name.empty()) return MethodNotSupported(type.plural, "POST");
   auto parsed = ParseObjectBody(request);
@@ -935,7 +935,7 @@ Json MergeForSubresource(const ResourceType& type, const std::string& subresourc
 }  // namespace
 
 ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& request,
-                                       std::vector<std::string>& warnings) {
+                                      std::vector<std::string>& warnings) {
   auto parsed = ParseObjectBody(request);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   Json body = std::get<ParsedBody>(parsed).object;
@@ -979,7 +979,7 @@ ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& req
 }
 
 ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& request,
-                                      std::vector<std::string>& warnings) {
+                                     std::vector<std::string>& warnings) {
   auto parsed = ParseBody(request.body);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   const Json patch = std::get<Json>(std::move(parsed));

@@ -104,9 +104,9 @@ absl::StatusOr<std::optional<std::string>> DecodeTime(std::string_view data, boo
 
 // The JSON of one value of `field` whose wire bytes/number are given.
 // nullopt: the value is "unset" and is omitted from the JSON.
-absl::StatusOr<std::optional<Json>> DecodeValue(const FieldSchema& field, int wire,
-                                                uint64_t number, std::string_view bytes,
-                                                int depth, const std::string& where) {
+absl::StatusOr<std::optional<Json>> DecodeValue(const FieldSchema& field, int wire, uint64_t number,
+                                                std::string_view bytes, int depth,
+                                                const std::string& where) {
   const bool length_delimited = wire == kLengthDelimited;
   switch (field.type) {
     case ValueType::kInt32:
@@ -259,8 +259,8 @@ absl::Status DecodeMapEntry(const FieldSchema& field, std::string_view data, int
 absl::StatusOr<Json> DecodeMessage(std::string_view data, const TypeSchema& type, int depth,
                                    const std::string& where) {
   if (depth > kProtobufDepthMax) {
-    return absl::InvalidArgumentError(absl::StrCat("protobuf message nested deeper than ",
-                                                   kProtobufDepthMax, " at ", where));
+    return absl::InvalidArgumentError(
+        absl::StrCat("protobuf message nested deeper than ", kProtobufDepthMax, " at ", where));
   }
   Json out = Json::object();
   Reader r(data);
@@ -307,8 +307,9 @@ absl::StatusOr<Json> DecodeMessage(std::string_view data, const TypeSchema& type
         break;
       }
       case Shape::kList: {
-        const bool packable = field->type == ValueType::kInt32 || field->type == ValueType::kInt64 ||
-                              field->type == ValueType::kBool || field->type == ValueType::kDouble;
+        const bool packable = field->type == ValueType::kInt32 ||
+                              field->type == ValueType::kInt64 || field->type == ValueType::kBool ||
+                              field->type == ValueType::kDouble;
         if (!out[name].is_array()) out[name] = Json::array();
         if (packable && wire == kLengthDelimited) {  // a packed repeated scalar
           Reader packed(bytes);

@@ -2,6 +2,8 @@
 // table (hand-built wire bytes, field numbers as Kubernetes assigns them),
 // strict/warn/ignore field validation at any depth, and the OpenAPI v3
 // documents kubectl explains and strategic-merges with.
+#include "orchestrator/types/schema.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -11,7 +13,6 @@
 #include "orchestrator/api/protobuf.h"
 #include "orchestrator/storage/memory_object_store.h"
 #include "orchestrator/types/registry.h"
-#include "orchestrator/types/schema.h"
 
 namespace ganglion::orchestrator {
 namespace {
@@ -54,7 +55,9 @@ class Pb {
   std::string out_;
 };
 
-Pb Quantity(std::string_view s) { return Pb().Str(1, s); }
+Pb Quantity(std::string_view s) {
+  return Pb().Str(1, s);
+}
 
 std::string Envelope(std::string_view api_version, std::string_view kind, const Pb& object) {
   Pb unknown;
@@ -89,16 +92,16 @@ Pb DeploymentMessage() {
   template_spec.Msg(1, Pb().Msg(8, Pb()).StrEntry(11, "app", "web")).Msg(2, pod_spec);
   Pb strategy;
   strategy.Str(1, "RollingUpdate")
-      .Msg(2, Pb().Msg(1, Pb().Varint(1, 0).Varint(2, 1))                 // maxUnavailable: 1
+      .Msg(2, Pb().Msg(1, Pb().Varint(1, 0).Varint(2, 1))                  // maxUnavailable: 1
                   .Msg(2, Pb().Varint(1, 1).Varint(2, 0).Str(3, "25%")));  // maxSurge: "25%"
   Pb spec;
   spec.Varint(1, 3)
       .Msg(2, Pb().StrEntry(1, "app", "web"))
       .Msg(3, template_spec)
       .Msg(4, strategy)
-      .Varint(5, 0)                             // minReadySeconds: plain, omitted
-      .Varint(6, static_cast<uint64_t>(-1))     // revisionHistoryLimit: negative, sign-extended
-      .Varint(99, 7);                           // a field this server does not know: skipped
+      .Varint(5, 0)                          // minReadySeconds: plain, omitted
+      .Varint(6, static_cast<uint64_t>(-1))  // revisionHistoryLimit: negative, sign-extended
+      .Varint(99, 7);                        // a field this server does not know: skipped
   Pb deployment;
   deployment.Msg(1, labels_meta).Msg(2, spec).Msg(3, Pb());
   return deployment;
@@ -139,8 +142,10 @@ TEST(ProtobufDecodeTest, DeploymentAsKubectlWouldHaveSentItAsJson) {
 TEST(ProtobufDecodeTest, ServiceIntOrStringAndUnknownKinds) {
   Pb service;
   service.Msg(1, Pb().Str(1, "s"))
-      .Msg(2, Pb().Msg(1, Pb().Str(1, "80-8080").Str(2, "TCP").Varint(3, 80).Msg(
-                              4, Pb().Varint(1, 0).Varint(2, 8080)))
+      .Msg(2, Pb().Msg(1, Pb().Str(1, "80-8080")
+                              .Str(2, "TCP")
+                              .Varint(3, 80)
+                              .Msg(4, Pb().Varint(1, 0).Varint(2, 8080)))
                   .StrEntry(2, "app", "s")
                   .Str(4, "ClusterIP"));
   auto decoded = DecodeProtobufObject(Envelope("v1", "Service", service));
@@ -163,8 +168,8 @@ TEST(ProtobufDecodeTest, MalformedMessagesAreErrors) {
   EXPECT_TRUE(absl::IsInvalidArgument(cut.status())) << cut.status();
 
   // A string where the schema says varint (replicas).
-  auto wrong_wire = DecodeProtobufObject(
-      Envelope("apps/v1", "Deployment", Pb().Msg(2, Pb().Str(1, "three"))));
+  auto wrong_wire =
+      DecodeProtobufObject(Envelope("apps/v1", "Deployment", Pb().Msg(2, Pb().Str(1, "three"))));
   EXPECT_TRUE(absl::IsInvalidArgument(wrong_wire.status())) << wrong_wire.status();
   EXPECT_NE(wrong_wire.status().message().find("spec.replicas"), std::string::npos);
 
@@ -253,10 +258,10 @@ TEST_F(FieldValidationTest, StrictRejectsUnknownFieldsAtAnyDepth) {
 TEST_F(FieldValidationTest, WarnDropsAndWarnsIgnoreDropsSilently) {
   auto warned = Post(kDeployments, Deployment("warned").dump(), "");  // Warn is the default
   ASSERT_EQ(warned.status, 201) << warned.body;
-  EXPECT_EQ(warned.warnings,
-            (std::vector<std::string>{
-                "unknown field \"spec.template.spec.containers[1].imagePullPolcy\"",
-                "unknown field \"spec.template.spec.volumes[0].emptyDir.medum\""}));
+  EXPECT_EQ(
+      warned.warnings,
+      (std::vector<std::string>{"unknown field \"spec.template.spec.containers[1].imagePullPolcy\"",
+                                "unknown field \"spec.template.spec.volumes[0].emptyDir.medum\""}));
   const Json stored = Json::parse(warned.body);
   const Json& pod = stored["spec"]["template"]["spec"];
   EXPECT_FALSE(pod["containers"][1].contains("imagePullPolcy"));
@@ -290,11 +295,10 @@ TEST_F(FieldValidationTest, DuplicateFieldsAndTopLevelAndMetadataTypos) {
 
 TEST(UnknownFieldsTest, MapsOfObjectsAndArraysAreWalked) {
   // No served kind has a map whose values are objects, so build one: a map of containers.
-  static constexpr FieldSchema kFields[] = {
-      {"byName", Shape::kMap, ValueType::kObject, "io.k8s.api.core.v1.Container", 1, kOmitEmpty,
-       "", ""},
-      {"list", Shape::kList, ValueType::kObject, "io.k8s.api.core.v1.EnvVar", 2, kOmitEmpty, "",
-       ""}};
+  static constexpr FieldSchema kFields[] = {{"byName", Shape::kMap, ValueType::kObject,
+                                             "io.k8s.api.core.v1.Container", 1, kOmitEmpty, "", ""},
+                                            {"list", Shape::kList, ValueType::kObject,
+                                             "io.k8s.api.core.v1.EnvVar", 2, kOmitEmpty, "", ""}};
   const TypeSchema type{"test.Holder", kFields};
   Json object = Json::parse(R"({"byName":{"a":{"name":"a","imag":"x"},"b":{"name":"b"}},
                                 "list":[{"name":"X"},{"name":"Y","valeu":"1"}],"extra":1})");
@@ -323,14 +327,14 @@ TEST(OpenApiSchemaTest, FieldsTypesMergeKeysAndClosedReferences) {
   EXPECT_EQ(containers["type"], "array");
   EXPECT_EQ(containers["x-kubernetes-patch-merge-key"], "name");
   EXPECT_EQ(containers["x-kubernetes-patch-strategy"], "merge");
-  const Json& limits =
-      schemas["io.k8s.api.core.v1.ResourceRequirements"]["properties"]["limits"];
+  const Json& limits = schemas["io.k8s.api.core.v1.ResourceRequirements"]["properties"]["limits"];
   EXPECT_EQ(limits["additionalProperties"]["allOf"][0]["$ref"],
             "#/components/schemas/io.k8s.apimachinery.pkg.api.resource.Quantity");
   // Volume's inline VolumeSource: its members are the volume's own properties.
   EXPECT_TRUE(schemas["io.k8s.api.core.v1.Volume"]["properties"].contains("emptyDir"));
-  EXPECT_EQ(schemas["io.k8s.api.autoscaling.v1.Scale"]["x-kubernetes-group-version-kind"][0]["group"],
-            "autoscaling");
+  EXPECT_EQ(
+      schemas["io.k8s.api.autoscaling.v1.Scale"]["x-kubernetes-group-version-kind"][0]["group"],
+      "autoscaling");
   // Every reference resolves inside the same document.
   std::vector<const Json*> todo = {&*doc};
   size_t refs = 0;

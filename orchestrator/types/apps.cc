@@ -171,7 +171,8 @@ ResourceType Deployments() {
     Json& spec = o["spec"];
     if (!spec.contains("replicas")) spec["replicas"] = 1;
     // kubectl sends "strategy": {} (Go's JSON keeps empty structs): an empty type defaults too.
-    if (!spec.contains("strategy") || !spec["strategy"].is_object()) spec["strategy"] = Json::object();
+    if (!spec.contains("strategy") || !spec["strategy"].is_object())
+      spec["strategy"] = Json::object();
     if (StringAt(spec["strategy"], "type").empty()) spec["strategy"]["type"] = "RollingUpdate";
     if (StringAt(spec["strategy"], "type") == "RollingUpdate") {
       Json& ru = spec["strategy"]["rollingUpdate"];

@@ -78,7 +78,6 @@ const ResourceType* FindResourceType(std::string_view group, std::string_view ve
 // The group versions served, core first: {"", "v1"}, {"apps", "v1"}, ...
 std::vector<std::pair<std::string, std::string>> ServedGroupVersions();
 
-
 // The value a field selector compares for `field` ("metadata.name",
 // "spec.nodeName", ...), or nullopt if the type does not support the field.
 std::optional<std::string> SelectableFieldValue(const ResourceType& type, const Json& object,

@@ -19,9 +19,9 @@ struct Index {
 const Index& TheIndex() {
   static const Index* const index = [] {
     auto* ix = new Index;
-    for (auto table : {schema_tables::MetaV1Schemas, schema_tables::CoreV1Schemas,
-                       schema_tables::AppsV1Schemas, schema_tables::AutoscalingV1Schemas,
-                       schema_tables::CoordinationV1Schemas}) {
+    for (auto table :
+         {schema_tables::MetaV1Schemas, schema_tables::CoreV1Schemas, schema_tables::AppsV1Schemas,
+          schema_tables::AutoscalingV1Schemas, schema_tables::CoordinationV1Schemas}) {
       for (TypeSchema& t : table()) ix->storage.push_back(t);
     }
     for (const TypeSchema& t : ix->storage) {
@@ -49,7 +49,8 @@ const std::map<std::string_view, std::string_view, std::less<>>& Descriptions() 
       {"io.k8s.api.core.v1.PersistentVolumeClaim", "A request for storage by a user."},
       {"io.k8s.api.core.v1.Binding", "Assigns a pod to a node (the scheduler's write)."},
       {"io.k8s.api.apps.v1.Deployment", "Declarative rollouts of a pod template via replica sets."},
-      {"io.k8s.api.apps.v1.DeploymentStrategy", "How a deployment replaces old pods with new ones."},
+      {"io.k8s.api.apps.v1.DeploymentStrategy",
+       "How a deployment replaces old pods with new ones."},
       {"io.k8s.api.apps.v1.ReplicaSet", "Keeps a number of identical pods running."},
       {"io.k8s.api.apps.v1.StatefulSet", "Pods with stable names and storage, ordered."},
       {"io.k8s.api.apps.v1.DaemonSet", "One pod per eligible node."},
@@ -60,7 +61,8 @@ const std::map<std::string_view, std::string_view, std::less<>>& Descriptions() 
       {"io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
        "Selects objects by label equality and set expressions."},
       {"io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions", "Options of a delete request."},
-      {"io.k8s.apimachinery.pkg.apis.meta.v1.Status", "The outcome of a request that returns no object."},
+      {"io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+       "The outcome of a request that returns no object."},
   };
   return *m;
 }
@@ -116,10 +118,11 @@ const TypeSchema* FindTypeSchema(std::string_view name) {
   return it == ix.by_name.end() ? nullptr : it->second;
 }
 
-const std::vector<const TypeSchema*>& AllTypeSchemas() { return TheIndex().all; }
+const std::vector<const TypeSchema*>& AllTypeSchemas() {
+  return TheIndex().all;
+}
 
-std::string SchemaNameOf(std::string_view group, std::string_view version,
-                         std::string_view kind) {
+std::string SchemaNameOf(std::string_view group, std::string_view version, std::string_view kind) {
   const std::string_view short_group = group.empty() ? "core" : group.substr(0, group.find('.'));
   return "io.k8s.api." + std::string(short_group) + "." + std::string(version) + "." +
          std::string(kind);
