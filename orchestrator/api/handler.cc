@@ -114,8 +114,9 @@ std::variant<FieldValidation, ApiError> FieldValidationOf(const HttpRequest& req
                                  it->second, "\""));
 }
 
-// Unknown fields anywhere in the object (judged by the kind's field schema)
-// and duplicate fields of the JSON body: Strict rejects the request with
+// Values of the wrong JSON type are a 400 in every mode, as Kubernetes'
+// decoder makes them. Unknown fields anywhere in the object (judged by the
+// kind's field schema) and duplicate fields of the JSON body: Strict rejects the request with
 // Kubernetes' "strict decoding error", Warn drops the unknown fields and says
 // so in Warning headers, Ignore drops them silently. `kind` and `version`
 // name the body's type in the error.
@@ -126,6 +127,14 @@ std::optional<ApiError> ApplyFieldValidation(const TypeSchema* schema, const std
                                              std::vector<std::string>& warnings) {
   auto mode = FieldValidationOf(request);
   if (auto* e = std::get_if<ApiError>(&mode)) return *e;
+  // A value of the wrong JSON type cannot be decoded in any mode.
+  if (schema != nullptr) {
+    if (std::string mismatch = TypeMismatch(*schema, object); !mismatch.empty()) {
+      return BadRequest(absl::StrCat(kind, " in version \"", version, "\" cannot be handled as a ",
+                                     kind, ": ", mismatch));
+    }
+  }
+  if (schema != nullptr) RemoveNullFields(*schema, object);
   const FieldValidation validation = std::get<FieldValidation>(mode);
   std::vector<std::string> problems;
   for (const std::string& d : duplicates)

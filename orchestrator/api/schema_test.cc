@@ -10,6 +10,7 @@
 
 #include "orchestrator/api/discovery.h"
 #include "orchestrator/api/handler.h"
+#include "orchestrator/api/patch.h"
 #include "orchestrator/api/protobuf.h"
 #include "orchestrator/storage/memory_object_store.h"
 #include "orchestrator/types/registry.h"
@@ -291,6 +292,69 @@ TEST_F(FieldValidationTest, DuplicateFieldsAndTopLevelAndMetadataTypos) {
   EXPECT_NE(Json::parse(lables.body)["message"].get<std::string>().find(
                 "unknown field \"metadata.lables\""),
             std::string::npos);
+}
+
+TEST_F(FieldValidationTest, ValuesOfTheWrongTypeAreRejectedInEveryMode) {
+  auto message = [&](const std::string& body, const std::string& mode) {
+    auto r = Post(kDeployments, body, mode);
+    EXPECT_EQ(r.status, 400) << r.body;
+    return Json::parse(r.body)["message"].get<std::string>();
+  };
+  Json d = Deployment("typed");
+  d["spec"]["template"]["spec"]["containers"][1].erase("imagePullPolcy");
+  d["spec"]["template"]["spec"]["volumes"][0]["emptyDir"].erase("medum");
+  Json replicas = d;
+  replicas["spec"]["replicas"] = "three";
+  EXPECT_EQ(message(replicas.dump(), "Ignore"),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot "
+            "unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32");
+  Json containers = d;
+  containers["spec"]["template"]["spec"]["containers"] = {{"name", "c"}};
+  EXPECT_EQ(message(containers.dump(), "Strict"),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot "
+            "unmarshal object into Go struct field PodSpec.spec.template.spec.containers of type "
+            "[]v1.Container");
+  Json port = d;
+  port["spec"]["template"]["spec"]["containers"][0]["ports"] = {{{"containerPort", 80.5}}};
+  EXPECT_EQ(message(port.dump(), ""),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot "
+            "unmarshal number 80.5 into Go struct field "
+            "ContainerPort.spec.template.spec.containers.ports.containerPort of type int32");
+  // Every form a field may take: null, numeric quantities, both int-or-string forms.
+  Json fine = d;
+  fine["spec"]["replicas"] = nullptr;
+  fine["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] = {{"cpu", 0.5}};
+  fine["spec"]["strategy"] = {{"rollingUpdate", {{"maxSurge", 1}, {"maxUnavailable", "10%"}}}};
+  const TypeSchema* schema = SchemaOfKind("apps", "v1", "Deployment");
+  ASSERT_NE(schema, nullptr);
+  EXPECT_EQ(TypeMismatch(*schema, fine), "");
+  auto created = Post(kDeployments, fine.dump(), "Strict");
+  EXPECT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(Json::parse(created.body)["spec"]["replicas"], 1);  // null is unset: defaulted
+}
+
+TEST(SchemaMergeTest, StrategicMergeFollowsTheSchemasStrategies) {
+  const Json pod = Json::parse(R"({"metadata":{"finalizers":["a"]},"spec":{
+      "tolerations":[{"key":"k1","operator":"Exists"}],
+      "containers":[{"name":"c","image":"i","volumeMounts":[{"name":"v","mountPath":"/a"}]}]}})");
+  auto out = ApplyStrategicMergePatch(pod, Json::parse(R"({"metadata":{"finalizers":["b"]},
+      "spec":{"tolerations":[{"key":"k2","operator":"Exists"}],
+      "containers":[{"name":"c","volumeMounts":[{"name":"w","mountPath":"/b"}]}]}})"),
+                                      "Pod");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)["metadata"]["finalizers"], Json::parse(R"(["a","b"])"));  // merged as a set
+  EXPECT_EQ((*out)["spec"]["tolerations"],
+            Json::parse(R"([{"key":"k2","operator":"Exists"}])"));        // no merge key: replaced
+  EXPECT_EQ((*out)["spec"]["containers"][0]["image"], "i");               // merged by name
+  EXPECT_EQ((*out)["spec"]["containers"][0]["volumeMounts"].size(), 2u);  // by mountPath
+  const Json node = Json::parse(R"({"spec":{"podCIDRs":["10.0.0.0/24"]},
+      "status":{"addresses":[{"type":"InternalIP","address":"1.1.1.1"}]}})");
+  auto merged = ApplyStrategicMergePatch(node, Json::parse(R"({"spec":{"podCIDRs":["fd00::/64"]},
+      "status":{"addresses":[{"type":"Hostname","address":"n1"}]}})"),
+                                         "Node");
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ((*merged)["spec"]["podCIDRs"].size(), 2u);
+  EXPECT_EQ((*merged)["status"]["addresses"].size(), 2u);
 }
 
 TEST(UnknownFieldsTest, MapsOfObjectsAndArraysAreWalked) {

@@ -1,5 +1,6 @@
 #include "orchestrator/types/schema.h"
 
+#include <climits>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -110,7 +111,171 @@ struct Walk {
   }
 };
 
+std::string_view ShortName(std::string_view name) {
+  const size_t dot = name.rfind('.');
+  return dot == std::string_view::npos ? name : name.substr(dot + 1);
+}
+
+// Go's name for a value of `f` (one element, for lists and maps).
+std::string GoType(const FieldSchema& f) {
+  switch (f.type) {
+    case ValueType::kString:
+      return "string";
+    case ValueType::kInt32:
+      return "int32";
+    case ValueType::kInt64:
+      return "int64";
+    case ValueType::kBool:
+      return "bool";
+    case ValueType::kDouble:
+      return "float64";
+    case ValueType::kBytes:
+      return "[]uint8";
+    case ValueType::kObject:
+      return "v1." + std::string(ShortName(f.object_type));
+    case ValueType::kQuantity:
+      return "resource.Quantity";
+    case ValueType::kIntOrString:
+      return "intstr.IntOrString";
+    case ValueType::kTime:
+      return "v1.Time";
+    case ValueType::kMicroTime:
+      return "v1.MicroTime";
+    case ValueType::kRawJson:
+      return "runtime.RawExtension";
+  }
+  return "";
+}
+
+// How Go's decoder names the JSON value it could not store.
+std::string GoValueKind(const Json& v) {
+  if (v.is_string()) return "string";
+  if (v.is_boolean()) return "bool";
+  if (v.is_array()) return "array";
+  if (v.is_object()) return "object";
+  return "number";
+}
+
+struct TypeCheck {
+  std::string mismatch;
+
+  // Whether one value of `f` has a JSON type `f` allows.
+  bool Fits(const FieldSchema& f, const Json& v) {
+    switch (f.type) {
+      case ValueType::kString:
+      case ValueType::kBytes:
+      case ValueType::kTime:
+      case ValueType::kMicroTime:
+        return v.is_string();
+      case ValueType::kInt32:
+        return v.is_number_integer() && v.get<int64_t>() >= INT32_MIN &&
+               v.get<int64_t>() <= INT32_MAX &&
+               !(v.is_number_unsigned() && v.get<uint64_t>() > INT32_MAX);
+      case ValueType::kInt64:
+        return v.is_number_integer() &&
+               !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX));
+      case ValueType::kBool:
+        return v.is_boolean();
+      case ValueType::kDouble:
+        return v.is_number();
+      case ValueType::kObject:
+        return v.is_object();
+      case ValueType::kQuantity:
+        return v.is_string() || v.is_number();
+      case ValueType::kIntOrString:
+        return v.is_string() || v.is_number_integer();
+      case ValueType::kRawJson:
+        return true;
+    }
+    return false;
+  }
+
+  void Fail(const TypeSchema& owner, const std::string& path, const Json& v, std::string go_type) {
+    // A number that does not fit an integer field is named by its literal, as Go does.
+    std::string kind = GoValueKind(v);
+    if (v.is_number() && (go_type == "int32" || go_type == "int64")) kind = "number " + v.dump();
+    mismatch = absl::StrCat("json: cannot unmarshal ", kind, " into Go struct field ",
+                            std::string(ShortName(owner.name)), ".", path, " of type ", go_type);
+  }
+
+  // One value of `f` at `path`; recurses into objects.
+  void Value(const TypeSchema& owner, const FieldSchema& f, const Json& v, const std::string& path,
+             int depth) {
+    if (v.is_null() || !mismatch.empty()) return;
+    if (!Fits(f, v)) return Fail(owner, path, v, GoType(f));
+    if (f.type == ValueType::kObject) {
+      if (const TypeSchema* t = FindTypeSchema(f.object_type)) Object(*t, v, path, depth + 1);
+    }
+  }
+
+  void Object(const TypeSchema& type, const Json& object, const std::string& path, int depth) {
+    if (!object.is_object() || depth > kSchemaDepthMax) return;
+    for (auto& [key, v] : object.items()) {
+      if (!mismatch.empty()) return;
+      const FieldSchema* f = FindField(type, key);
+      if (f == nullptr || v.is_null()) continue;
+      const std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+      switch (f->shape) {
+        case Shape::kOne:
+        case Shape::kInline:
+          Value(type, *f, v, child, depth);
+          break;
+        case Shape::kList:
+          if (!v.is_array()) {
+            Fail(type, child, v, "[]" + GoType(*f));
+          } else {
+            for (const Json& e : v) Value(type, *f, e, child, depth);
+          }
+          break;
+        case Shape::kMap:
+          if (!v.is_object()) {
+            Fail(type, child, v, "map[string]" + GoType(*f));
+          } else {
+            for (auto& [k, e] : v.items()) Value(type, *f, e, child, depth);
+          }
+          break;
+      }
+    }
+  }
+};
+
 }  // namespace
+
+void RemoveNullFields(const TypeSchema& type, Json& object, int depth) {
+  if (!object.is_object() || depth > kSchemaDepthMax) return;
+  for (auto it = object.begin(); it != object.end();) {
+    const FieldSchema* f = FindField(type, it.key());
+    if (f == nullptr) {
+      ++it;
+      continue;
+    }
+    if (it.value().is_null()) {
+      it = object.erase(it);
+      continue;
+    }
+    const TypeSchema* inner =
+        f->type == ValueType::kObject ? FindTypeSchema(f->object_type) : nullptr;
+    if (inner != nullptr) {
+      Json& v = it.value();
+      if (f->shape == Shape::kOne || f->shape == Shape::kInline) {
+        RemoveNullFields(*inner, v, depth + 1);
+      } else if (v.is_array() || (f->shape == Shape::kMap && v.is_object())) {
+        for (Json& e : v) RemoveNullFields(*inner, e, depth + 1);
+      }
+    }
+    ++it;
+  }
+}
+
+void RemoveNullFields(const TypeSchema& type, Json& object) {
+  RemoveNullFields(type, object, 0);
+}
+
+std::string TypeMismatch(const TypeSchema& type, const Json& object) {
+  TypeCheck check;
+  check.Object(type, object, "", 0);
+  return check.mismatch;
+}
 
 const TypeSchema* FindTypeSchema(std::string_view name) {
   const Index& ix = TheIndex();

@@ -105,6 +105,19 @@ inline constexpr int kSchemaDepthMax = 48;
 // does). Values of the wrong JSON type are not judged here (validation's job).
 std::vector<std::string> UnknownFields(const TypeSchema& type, nlohmann::json& object, bool drop);
 
+// The first value of `object` whose JSON type its field's schema does not
+// allow (a string where an int32 belongs, an object where a list does), as Go's
+// JSON decoder words it for Kubernetes' typed objects: `json: cannot unmarshal
+// string into Go struct field DeploymentSpec.spec.replicas of type int32`; or
+// "" if every known field's value has its type. null is allowed anywhere (it
+// means "unset"); unknown fields are not judged (UnknownFields is).
+std::string TypeMismatch(const TypeSchema& type, const nlohmann::json& object);
+
+// Removes every known field whose value is null, at any depth (in objects,
+// list elements and map values of object type): decoding into Kubernetes'
+// typed objects reads null as "unset", so defaulting must see it absent.
+void RemoveNullFields(const TypeSchema& type, nlohmann::json& object);
+
 namespace schema_tables {
 std::vector<TypeSchema> MetaV1Schemas();
 std::vector<TypeSchema> CoreV1Schemas();

@@ -8,6 +8,8 @@ namespace ganglion::orchestrator::schema_tables {
 
 namespace {
 
+// One row a field, unwrapped, so the tables diff line by line.
+// clang-format off
 constexpr FieldSchema kReplicaSet[] = {
     {"apiVersion", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
     {"kind", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
@@ -181,6 +183,7 @@ constexpr FieldSchema kRollingUpdateDaemonSet[] = {
     {"maxUnavailable", Shape::kOne, ValueType::kIntOrString, "", 1, kPointer | kOmitEmpty, "", ""},
     {"maxSurge", Shape::kOne, ValueType::kIntOrString, "", 2, kPointer | kOmitEmpty, "", ""},
 };
+// clang-format on
 
 }  // namespace
 

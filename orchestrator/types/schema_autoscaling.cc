@@ -8,6 +8,8 @@ namespace ganglion::orchestrator::schema_tables {
 
 namespace {
 
+// One row a field, unwrapped, so the tables diff line by line.
+// clang-format off
 constexpr FieldSchema kScale[] = {
     {"apiVersion", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
     {"kind", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
@@ -22,6 +24,7 @@ constexpr FieldSchema kScaleStatus[] = {
     {"replicas", Shape::kOne, ValueType::kInt32, "", 1, kRequired, "", ""},
     {"selector", Shape::kOne, ValueType::kString, "", 2, kOmitEmpty, "", ""},
 };
+// clang-format on
 
 }  // namespace
 

@@ -8,6 +8,8 @@ namespace ganglion::orchestrator::schema_tables {
 
 namespace {
 
+// One row a field, unwrapped, so the tables diff line by line.
+// clang-format off
 constexpr FieldSchema kLease[] = {
     {"apiVersion", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
     {"kind", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
@@ -23,6 +25,7 @@ constexpr FieldSchema kLeaseSpec[] = {
     {"strategy", Shape::kOne, ValueType::kString, "", 6, kPointer | kOmitEmpty, "", ""},
     {"preferredHolder", Shape::kOne, ValueType::kString, "", 7, kPointer | kOmitEmpty, "", ""},
 };
+// clang-format on
 
 }  // namespace
 

@@ -8,6 +8,8 @@ namespace ganglion::orchestrator::schema_tables {
 
 namespace {
 
+// One row a field, unwrapped, so the tables diff line by line.
+// clang-format off
 constexpr FieldSchema kNamespace[] = {
     {"apiVersion", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
     {"kind", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
@@ -1212,6 +1214,7 @@ constexpr FieldSchema kHTTPHeader[] = {
     {"name", Shape::kOne, ValueType::kString, "", 1, kRequired, "", ""},
     {"value", Shape::kOne, ValueType::kString, "", 2, kRequired, "", ""},
 };
+// clang-format on
 
 }  // namespace
 

@@ -8,6 +8,8 @@ namespace ganglion::orchestrator::schema_tables {
 
 namespace {
 
+// One row a field, unwrapped, so the tables diff line by line.
+// clang-format off
 constexpr FieldSchema kDeleteOptions[] = {
     {"apiVersion", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
     {"kind", Shape::kOne, ValueType::kString, "", 0, kOmitEmpty, "", ""},
@@ -102,6 +104,7 @@ constexpr FieldSchema kLabelSelectorRequirement[] = {
     {"operator", Shape::kOne, ValueType::kString, "", 2, kRequired, "", ""},
     {"values", Shape::kList, ValueType::kString, "", 3, kOmitEmpty, "", ""},
 };
+// clang-format on
 
 }  // namespace
 
