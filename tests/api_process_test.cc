@@ -686,6 +686,16 @@ TEST_F(ApiProcessTest, ApplyRejectsATypoDeepInsideAndReappliesByMergeKeys) {
       "unknown field \"spec.template.spec.containers[0].imagePullPolcy\""))
       << strict.err;
   EXPECT_NE(K({"get", "deployment", "deep"}).exit_code, 0);  // nothing was created
+  // A value of the wrong type is rejected whatever the validation mode.
+  const std::string wrong_type =
+      absl::StrReplaceAll(manifest, {{"replicas: 1\n", "replicas: \"one\"\n"}});
+  ASSERT_NE(wrong_type, manifest);
+  auto typed = K({"apply", "--validate=false", "-f", WriteFile("deep-type.yaml", wrong_type)});
+  EXPECT_NE(typed.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(typed.err,
+                                "json: cannot unmarshal string into Go struct field "
+                                "DeploymentSpec.spec.replicas of type int32"))
+      << typed.err;
   auto warned = K({"apply", "--validate=warn", "-f", WriteFile("deep.yaml", typo)});
   ASSERT_EQ(warned.exit_code, 0) << warned.err;
   EXPECT_TRUE(absl::StrContains(
