@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "orchestrator/api/discovery.h"
@@ -208,6 +209,43 @@ TEST(SchemaTest, EveryServedKindHasASchemaAndEveryReferenceResolves) {
   const FieldSchema* empty_dir = FindField(*volume, "emptyDir");  // through the inline VolumeSource
   ASSERT_NE(empty_dir, nullptr);
   EXPECT_EQ(empty_dir->proto_number, 2);
+}
+
+// What the server itself adds (defaults) must be known to the schema, or a
+// client sending an object back (kubectl replace, edit) would be rejected.
+TEST(SchemaTest, DefaultedObjectsHaveOnlyKnownFields) {
+  const Json pod_template = Json::parse(R"({"metadata":{"labels":{"app":"a"}},
+      "spec":{"containers":[{"name":"c","image":"i","ports":[{"containerPort":80}],
+        "livenessProbe":{"httpGet":{"port":80}},"readinessProbe":{"tcpSocket":{"port":80}}}],
+        "volumes":[{"name":"v","emptyDir":{}},{"name":"s","secret":{"secretName":"s"}},
+                   {"name":"c","configMap":{"name":"c"}}]}})");
+  const Json workload = {{"selector", {{"matchLabels", {{"app", "a"}}}}},
+                         {"template", pod_template}};
+  const std::map<std::string, Json> bodies = {
+      {"Pod", {{"spec", pod_template["spec"]}}},
+      {"Deployment", {{"spec", workload}}},
+      {"ReplicaSet", {{"spec", workload}}},
+      {"StatefulSet", {{"spec", workload}}},
+      {"DaemonSet", {{"spec", workload}}},
+      {"Service", Json::parse(R"({"spec":{"selector":{"app":"a"},"ports":[{"port":80}]}})")},
+      {"PersistentVolume",
+       Json::parse(R"({"spec":{"capacity":{"storage":"1Gi"},"accessModes":["ReadWriteOnce"],
+                        "hostPath":{"path":"/tmp"}}})")},
+      {"PersistentVolumeClaim", Json::parse(R"({"spec":{"accessModes":["ReadWriteOnce"],
+                        "resources":{"requests":{"storage":"1Gi"}}}})")},
+      {"Endpoints", Json::parse(R"({"subsets":[{"addresses":[{"ip":"10.0.0.1"}],
+                                               "ports":[{"port":80}]}]})")},
+      {"Event", Json::parse(R"({"involvedObject":{"kind":"Pod","name":"p"},"reason":"R"})")},
+  };
+  for (const ResourceType& t : AllResourceTypes()) {
+    Json o = {{"apiVersion", t.ApiVersion()}, {"kind", t.kind}, {"metadata", {{"name", "x"}}}};
+    if (auto it = bodies.find(t.kind); it != bodies.end()) o.update(it->second);
+    if (t.set_defaults) t.set_defaults(o);
+    const TypeSchema* schema = SchemaOfKind(t.group, t.version, t.kind);
+    ASSERT_NE(schema, nullptr) << t.kind;
+    EXPECT_EQ(UnknownFields(*schema, o, false), std::vector<std::string>{}) << o.dump();
+    EXPECT_EQ(TypeMismatch(*schema, o), "") << o.dump();
+  }
 }
 
 class FieldValidationTest : public ::testing::Test {
