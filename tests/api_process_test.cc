@@ -72,7 +72,6 @@ spec:
                         "\n  labels: ", labels,
                         "\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n");
   }
-
 };
 
 TEST_F(ApiProcessTest, ApiResourcesListsEveryResourceWithShortNames) {
@@ -667,6 +666,7 @@ TEST_F(ApiProcessTest, ExplainPrintsFieldsAndTypes) {
   EXPECT_TRUE(absl::StrContains(containers.out, "resources\t<ResourceRequirements>"))
       << containers.out;
   EXPECT_TRUE(absl::StrContains(containers.out, "imagePullPolicy\t<string>")) << containers.out;
+  EXPECT_TRUE(absl::StrContains(containers.out, "The container image to run.")) << containers.out;
   auto limits = Kubectl({"explain", "pod.spec.containers.resources.limits"});
   EXPECT_TRUE(absl::StrContains(limits.out, "<map[string]Quantity>")) << limits.out << limits.err;
   auto nope = Kubectl({"explain", "deployment.spec.nope"});

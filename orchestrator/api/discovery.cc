@@ -1,6 +1,7 @@
 #include "orchestrator/api/discovery.h"
 
 #include <deque>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -173,6 +174,9 @@ void AddProperties(const TypeSchema& type, Json& properties, Json& required, int
     } else {
       p = ValueSchema(f);
     }
+    if (auto d = FieldDescription(type.name, f.json_name); !d.empty()) {
+      p["description"] = std::string(d);
+    }
     if (!f.patch_strategy.empty()) p["x-kubernetes-patch-strategy"] = std::string(f.patch_strategy);
     if (!f.merge_key.empty()) p["x-kubernetes-patch-merge-key"] = std::string(f.merge_key);
     properties[std::string(f.json_name)] = std::move(p);
@@ -296,18 +300,50 @@ std::optional<Json> ApiResourceList(const std::string& group, const std::string&
               {"resources", resources}};
 }
 
+namespace {
+
+std::optional<Json> BuildOpenApiV3Document(const std::string& gv_path);
+
+// The documents are pure functions of static tables (about 100 KB each):
+// built once, on first use, and their hashes with them.
+struct OpenApiDocuments {
+  std::map<std::string, Json> by_path;
+  Json index;
+};
+
+const OpenApiDocuments& Documents() {
+  static const OpenApiDocuments* const documents = [] {
+    auto* d = new OpenApiDocuments;
+    Json paths = Json::object();
+    for (const auto& [group, version] : ServedGroupVersions()) {
+      const std::string path = GvPath(group, version);
+      Json doc = *BuildOpenApiV3Document(path);
+      paths[path] = {
+          {"serverRelativeURL", absl::StrCat("/openapi/v3/", path, "?hash=", HashOf(doc.dump()))}};
+      d->by_path.emplace(path, std::move(doc));
+    }
+    d->index = {{"paths", paths}};
+    return d;
+  }();
+  return *documents;
+}
+
+}  // namespace
+
 Json OpenApiV3Index() {
-  Json paths = Json::object();
-  for (const auto& [group, version] : ServedGroupVersions()) {
-    const std::string path = GvPath(group, version);
-    auto doc = OpenApiV3Document(path);
-    paths[path] = {
-        {"serverRelativeURL", absl::StrCat("/openapi/v3/", path, "?hash=", HashOf(doc->dump()))}};
-  }
-  return {{"paths", paths}};
+  return Documents().index;
 }
 
 std::optional<Json> OpenApiV3Document(const std::string& gv_path) {
+  const auto& docs = Documents().by_path;
+  auto it = docs.find(gv_path);
+  if (it == docs.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+
+std::optional<Json> BuildOpenApiV3Document(const std::string& gv_path) {
   Json paths = Json::object();
   std::vector<std::string> roots = {"io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",
                                     "io.k8s.apimachinery.pkg.apis.meta.v1.Status"};
@@ -348,5 +384,7 @@ std::optional<Json> OpenApiV3Document(const std::string& gv_path) {
               {"paths", paths},
               {"components", {{"schemas", schemas}}}};
 }
+
+}  // namespace
 
 }  // namespace ganglion::orchestrator

@@ -423,7 +423,9 @@ TEST(OpenApiSchemaTest, FieldsTypesMergeKeysAndClosedReferences) {
             "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec");
   const Json& spec = schemas["io.k8s.api.apps.v1.DeploymentSpec"];
   EXPECT_EQ(spec["required"], Json::array({"selector", "template"}));
-  EXPECT_EQ(spec["properties"]["replicas"], Json::parse(R"({"type":"integer","format":"int32"})"));
+  EXPECT_EQ(spec["properties"]["replicas"]["type"], "integer");
+  EXPECT_EQ(spec["properties"]["replicas"]["format"], "int32");
+  EXPECT_EQ(spec["properties"]["replicas"]["description"], "How many pods to run (default 1).");
   EXPECT_EQ(spec["properties"]["strategy"]["x-kubernetes-patch-strategy"], "retainKeys");
   const Json& containers = schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
   EXPECT_EQ(containers["type"], "array");

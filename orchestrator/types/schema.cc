@@ -68,6 +68,69 @@ const std::map<std::string_view, std::string_view, std::less<>>& Descriptions() 
   return *m;
 }
 
+// Our own one-line descriptions of the fields users set most, by
+// "<short type name>.<field>".
+const std::map<std::string_view, std::string_view, std::less<>>& FieldDescriptions() {
+  static const auto* const m = new std::map<std::string_view, std::string_view, std::less<>>{
+      {"ObjectMeta.name", "Unique within its namespace (or cluster, for cluster-scoped kinds)."},
+      {"ObjectMeta.namespace", "The namespace the object lives in."},
+      {"ObjectMeta.labels", "Key-value pairs selectors match on."},
+      {"ObjectMeta.annotations", "Key-value pairs for tools; not used for selection."},
+      {"ObjectMeta.generateName", "A prefix the server completes into a unique name."},
+      {"ObjectMeta.ownerReferences", "Objects this one depends on; deleting them deletes it."},
+      {"ObjectMeta.finalizers", "Tasks that must finish before the object is removed."},
+      {"DeploymentSpec.replicas", "How many pods to run (default 1)."},
+      {"DeploymentSpec.selector", "Which pods the deployment owns; must match the template."},
+      {"DeploymentSpec.template", "The pods to create."},
+      {"DeploymentSpec.strategy", "How to replace old pods with new ones."},
+      {"DeploymentSpec.paused", "While true, template changes start no rollout."},
+      {"DeploymentSpec.revisionHistoryLimit", "Old replica sets kept for rollback (default 10)."},
+      {"DeploymentStrategy.type", "RollingUpdate (default) or Recreate."},
+      {"DeploymentStrategy.rollingUpdate", "Bounds of a rolling update."},
+      {"RollingUpdateDeployment.maxSurge", "Pods allowed above replicas during an update."},
+      {"RollingUpdateDeployment.maxUnavailable", "Pods allowed below replicas during an update."},
+      {"PodSpec.containers", "The containers of the pod; at least one."},
+      {"PodSpec.initContainers", "Containers run to completion, in order, before the others."},
+      {"PodSpec.volumes", "Storage the containers can mount."},
+      {"PodSpec.restartPolicy", "Always (default), OnFailure or Never."},
+      {"PodSpec.nodeName", "The node the pod is bound to."},
+      {"PodSpec.nodeSelector", "Labels a node must have to run the pod."},
+      {"PodSpec.affinity", "Rules attracting the pod to or away from nodes and pods."},
+      {"PodSpec.tolerations", "Taints the pod tolerates."},
+      {"PodSpec.serviceAccountName", "The service account the pod runs as."},
+      {"PodSpec.terminationGracePeriodSeconds", "Seconds between SIGTERM and SIGKILL."},
+      {"PodSpec.securityContext", "Security settings for every container of the pod."},
+      {"Container.name", "Unique among the pod's containers."},
+      {"Container.image", "The container image to run."},
+      {"Container.command", "Replaces the image's entrypoint."},
+      {"Container.args", "Arguments to the entrypoint."},
+      {"Container.env", "Environment variables."},
+      {"Container.envFrom", "Environment variables from config maps or secrets."},
+      {"Container.ports", "Ports the container listens on (informational)."},
+      {"Container.resources", "CPU and memory requests and limits."},
+      {"Container.volumeMounts", "Where the pod's volumes appear in the container."},
+      {"Container.livenessProbe", "Restarts the container when it fails."},
+      {"Container.readinessProbe", "Keeps the pod out of service endpoints while it fails."},
+      {"Container.startupProbe", "Holds the other probes until it succeeds once."},
+      {"Container.imagePullPolicy", "Always, IfNotPresent or Never."},
+      {"Container.workingDir", "The working directory of the process."},
+      {"Container.securityContext", "Security settings for this container."},
+      {"ResourceRequirements.limits", "The most the container may use."},
+      {"ResourceRequirements.requests", "What the container is guaranteed; used to schedule."},
+      {"ServiceSpec.selector", "Pods whose labels match receive the traffic."},
+      {"ServiceSpec.ports", "The ports the service exposes."},
+      {"ServiceSpec.type", "ClusterIP (default), NodePort, LoadBalancer or ExternalName."},
+      {"ServiceSpec.clusterIP", "The virtual IP; \"None\" makes a headless service."},
+      {"ServicePort.port", "The port the service listens on."},
+      {"ServicePort.targetPort", "The pods' port: a number or a container port's name."},
+      {"ConfigMap.data", "UTF-8 values by key."},
+      {"ConfigMap.binaryData", "Binary values by key, base64 in JSON."},
+      {"LabelSelector.matchLabels", "Labels that must all be present with these values."},
+      {"LabelSelector.matchExpressions", "Set-based requirements, all of which must hold."},
+  };
+  return *m;
+}
+
 struct Walk {
   bool drop;
   std::vector<std::string> unknown;
@@ -317,6 +380,15 @@ const FieldSchema* FindField(const TypeSchema& type, std::string_view json_name)
 std::string_view TypeDescription(std::string_view name) {
   auto it = Descriptions().find(name);
   return it == Descriptions().end() ? std::string_view() : it->second;
+}
+
+std::string_view FieldDescription(std::string_view type_name, std::string_view field) {
+  const size_t dot = type_name.rfind('.');
+  const std::string key =
+      std::string(dot == std::string_view::npos ? type_name : type_name.substr(dot + 1)) + "." +
+      std::string(field);
+  auto it = FieldDescriptions().find(key);
+  return it == FieldDescriptions().end() ? std::string_view() : it->second;
 }
 
 std::vector<std::string> UnknownFields(const TypeSchema& type, Json& object, bool drop) {

@@ -89,6 +89,9 @@ const TypeSchema* SchemaOfKind(std::string_view group, std::string_view version,
 const FieldSchema* FindField(const TypeSchema& type, std::string_view json_name);
 // A one-line description of a type for OpenAPI and `kubectl explain` ("" if none).
 std::string_view TypeDescription(std::string_view name);
+// A one-line description of a field of the type named `type_name` ("" if none;
+// only the fields users set most have one).
+std::string_view FieldDescription(std::string_view type_name, std::string_view field);
 
 // Unknown fields are reported up to this many per object (Kubernetes lists
 // them all; a body full of typos needs no longer error than this).
