@@ -601,6 +601,16 @@ TEST_F(ApiProcessTest, ImperativeCommandsSendProtobufBodiesOfEveryKind) {
       absl::StrContains(deployment.err, "Content-Type: application/vnd.kubernetes.protobuf"))
       << deployment.err;
   EXPECT_TRUE(absl::StrContains(deployment.err, "201 Created")) << deployment.err;
+  // kubectl offers protobuf first but accepts JSON, which is what it gets.
+  EXPECT_TRUE(absl::StrContains(deployment.err,
+                                "Accept: application/vnd.kubernetes.protobuf,application/json"))
+      << deployment.err;
+  const size_t status_at = deployment.err.find("Response Status: 201");
+  ASSERT_NE(status_at, std::string::npos) << deployment.err;
+  const size_t type_at = deployment.err.find("Content-Type: ", status_at);
+  ASSERT_NE(type_at, std::string::npos) << deployment.err;
+  const size_t type_end = deployment.err.find('\n', type_at);
+  EXPECT_EQ(deployment.err.substr(type_at, type_end - type_at), "Content-Type: application/json");
   Json d = GetJson("deployment", "web");
   EXPECT_EQ(d["spec"]["replicas"], 1);
   EXPECT_EQ(d["spec"]["selector"]["matchLabels"]["app"], "web");

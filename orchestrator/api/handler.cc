@@ -1034,9 +1034,9 @@ ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& requ
 }
 
 ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpRequest& request) {
-  auto parsed = ParseBody(request.body);
+  auto parsed = ParseObjectBody(request);  // a scheduler's client may send protobuf
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
-  const Json binding = std::get<Json>(std::move(parsed));
+  const Json binding = std::get<ParsedBody>(std::move(parsed)).object;
   const std::string node = StringAt(binding.value("target", Json::object()), "name");
   if (node.empty()) {
     return Invalid(*route.type, route.name,
@@ -1303,7 +1303,10 @@ struct DeleteParams {
 std::variant<DeleteParams, ApiError> ReadDeleteParams(const HttpRequest& request) {
   DeleteParams p;
   if (!request.body.empty()) {
-    Json body = Json::parse(request.body, nullptr, false);
+    // JSON, or the protobuf DeleteOptions typed clients send.
+    auto parsed = ParseObjectBody(request);
+    if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+    const Json body = std::get<ParsedBody>(std::move(parsed)).object;
     if (!body.is_object()) return BadRequest("the DeleteOptions body could not be decoded");
     p.propagation = body.value("propagationPolicy", p.propagation);
     if (body.contains("orphanDependents") && body["orphanDependents"] == true) {

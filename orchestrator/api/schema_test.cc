@@ -162,6 +162,19 @@ TEST(ProtobufDecodeTest, ServiceIntOrStringAndUnknownKinds) {
   EXPECT_FALSE(DecodeProtobufObject("{\"kind\":\"Pod\"}").ok());
 }
 
+TEST(ProtobufDecodeTest, DeleteOptionsOfAnyGroupAndBindings) {
+  // gracePeriodSeconds is a pointer: its 0 ("now") must survive.
+  auto options = DecodeProtobufObject(
+      Envelope("apps/v1", "DeleteOptions", Pb().Varint(1, 0).Str(4, "Foreground")));
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(*options, Json::parse(R"({"apiVersion":"apps/v1","kind":"DeleteOptions",
+                                      "gracePeriodSeconds":0,"propagationPolicy":"Foreground"})"));
+  auto binding = DecodeProtobufObject(Envelope(
+      "v1", "Binding", Pb().Msg(1, Pb().Str(1, "p")).Msg(2, Pb().Str(1, "Node").Str(3, "n1"))));
+  ASSERT_TRUE(binding.ok()) << binding.status();
+  EXPECT_EQ((*binding)["target"], Json::parse(R"({"kind":"Node","name":"n1"})"));
+}
+
 TEST(ProtobufDecodeTest, MalformedMessagesAreErrors) {
   std::string truncated = Envelope("apps/v1", "Deployment", DeploymentMessage());
   // Cut inside the object: the envelope's raw field now claims more bytes than exist.

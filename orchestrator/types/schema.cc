@@ -358,7 +358,9 @@ std::string SchemaNameOf(std::string_view group, std::string_view version, std::
 
 const TypeSchema* SchemaOfKind(std::string_view group, std::string_view version,
                                std::string_view kind) {
-  if (group == "meta.k8s.io" || (group.empty() && (kind == "DeleteOptions" || kind == "Status"))) {
+  // Typed clients send DeleteOptions under the group version they address
+  // ("apps/v1"); it and Status are meta/v1's in every group.
+  if (group == "meta.k8s.io" || kind == "DeleteOptions" || kind == "Status") {
     return FindTypeSchema("io.k8s.apimachinery.pkg.apis.meta.v1." + std::string(kind));
   }
   return FindTypeSchema(SchemaNameOf(group, version, kind));
