@@ -371,10 +371,18 @@ TEST_F(FieldValidationTest, ValuesOfTheWrongTypeAreRejectedInEveryMode) {
             "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot "
             "unmarshal number 80.5 into Go struct field "
             "ContainerPort.spec.template.spec.containers.ports.containerPort of type int32");
+  Json quantity = d;
+  quantity["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "1.5.0";
+  EXPECT_EQ(message(quantity.dump(), "Ignore"),
+            "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must "
+            "match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
+  quantity["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "2Gb";
+  EXPECT_NE(message(quantity.dump(), "Ignore").find("quantities must match"), std::string::npos);
   // Every form a field may take: null, numeric quantities, both int-or-string forms.
   Json fine = d;
   fine["spec"]["replicas"] = nullptr;
-  fine["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] = {{"cpu", 0.5}};
+  fine["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] = {
+      {"cpu", 0.5}, {"memory", "64Mi"}, {"ephemeral-storage", "1e9"}, {"hugepages-2Mi", ".5k"}};
   fine["spec"]["strategy"] = {{"rollingUpdate", {{"maxSurge", 1}, {"maxUnavailable", "10%"}}}};
   const TypeSchema* schema = SchemaOfKind("apps", "v1", "Deployment");
   ASSERT_NE(schema, nullptr);

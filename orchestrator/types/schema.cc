@@ -219,6 +219,38 @@ std::string GoValueKind(const Json& v) {
   return "number";
 }
 
+// The form Kubernetes' quantity parser accepts: a decimal number, then a
+// binary suffix (Ki..Ei), a decimal one (n u m "" k M G T P E) or an exponent.
+constexpr char kQuantityPattern[] = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
+
+bool IsQuantity(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  size_t digits = 0, dots = 0;
+  for (; i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'); ++i) {
+    if (s[i] == '.') {
+      ++dots;
+    } else {
+      ++digits;
+    }
+  }
+  if (digits == 0 || dots > 1) return false;
+  const std::string_view suffix = s.substr(i);
+  static constexpr std::string_view kSuffixes[] = {"",  "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n",
+                                                   "u", "m",  "k",  "M",  "G",  "T",  "P",  "E"};
+  for (std::string_view known : kSuffixes) {
+    if (suffix == known) return true;
+  }
+  if (suffix[0] != 'e' && suffix[0] != 'E') return false;
+  size_t j = 1;
+  if (j < suffix.size() && (suffix[j] == '+' || suffix[j] == '-')) ++j;
+  if (j == suffix.size()) return false;
+  for (; j < suffix.size(); ++j) {
+    if (suffix[j] < '0' || suffix[j] > '9') return false;
+  }
+  return true;
+}
+
 struct TypeCheck {
   std::string mismatch;
 
@@ -266,6 +298,12 @@ struct TypeCheck {
              int depth) {
     if (v.is_null() || !mismatch.empty()) return;
     if (!Fits(f, v)) return Fail(owner, path, v, GoType(f));
+    if (f.type == ValueType::kQuantity && v.is_string() && !IsQuantity(v.get<std::string>())) {
+      // Kubernetes' Quantity decoder says only this, without the field.
+      mismatch =
+          absl::StrCat("quantities must match the regular expression '", kQuantityPattern, "'");
+      return;
+    }
     if (f.type == ValueType::kObject) {
       if (const TypeSchema* t = FindTypeSchema(f.object_type)) Object(*t, v, path, depth + 1);
     }
