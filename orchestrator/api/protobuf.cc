@@ -248,9 +248,12 @@ absl::Status DecodeMapEntry(const FieldSchema& field, std::string_view data, int
       value = *std::move(v);
     }
   }
-  // An absent value is the value type's zero: "" for strings, {} for messages.
+  // An absent value is the value type's zero: {} for messages, "0" for
+  // quantities, "" for strings and bytes.
   if (!value.has_value()) {
-    value = field.type == ValueType::kObject ? Json::object() : Json("");
+    value = field.type == ValueType::kObject     ? Json::object()
+            : field.type == ValueType::kQuantity ? Json("0")
+                                                 : Json("");
   }
   map[key] = *std::move(value);
   return absl::OkStatus();
