@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -71,7 +72,6 @@ spec:
                         "\n  labels: ", labels,
                         "\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n");
   }
-
 };
 
 TEST_F(ApiProcessTest, ApiResourcesListsEveryResourceWithShortNames) {
@@ -590,6 +590,140 @@ spec:
   EXPECT_EQ(pods_events.out, "event/ev1\n") << pods_events.err;
   EXPECT_EQ(Kubectl({"delete", "node", "node-" + ns_}).exit_code, 0);
   EXPECT_EQ(Kubectl({"delete", "pv", "pv-" + ns_}).exit_code, 0);
+}
+
+TEST_F(ApiProcessTest, ImperativeCommandsSendProtobufBodiesOfEveryKind) {
+  // kubectl's typed clients send these as protobuf (checked in the -v=8 trace).
+  auto deployment =
+      K({"create", "deployment", "web", "--image=busybox:1.36", "-v=8", "--", "sleep", "1000"});
+  ASSERT_EQ(deployment.exit_code, 0) << deployment.err;
+  EXPECT_TRUE(
+      absl::StrContains(deployment.err, "Content-Type: application/vnd.kubernetes.protobuf"))
+      << deployment.err;
+  EXPECT_TRUE(absl::StrContains(deployment.err, "201 Created")) << deployment.err;
+  // kubectl offers protobuf first but accepts JSON, which is what it gets.
+  EXPECT_TRUE(absl::StrContains(deployment.err,
+                                "Accept: application/vnd.kubernetes.protobuf,application/json"))
+      << deployment.err;
+  const size_t status_at = deployment.err.find("Response Status: 201");
+  ASSERT_NE(status_at, std::string::npos) << deployment.err;
+  const size_t type_at = deployment.err.find("Content-Type: ", status_at);
+  ASSERT_NE(type_at, std::string::npos) << deployment.err;
+  const size_t type_end = deployment.err.find('\n', type_at);
+  EXPECT_EQ(deployment.err.substr(type_at, type_end - type_at), "Content-Type: application/json");
+  Json d = GetJson("deployment", "web");
+  EXPECT_EQ(d["spec"]["replicas"], 1);
+  EXPECT_EQ(d["spec"]["selector"]["matchLabels"]["app"], "web");
+  EXPECT_EQ(d["spec"]["strategy"]["type"], "RollingUpdate");
+  EXPECT_EQ(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+  const Json& container = d["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(container["name"], "busybox");
+  EXPECT_EQ(container["image"], "busybox:1.36");
+  EXPECT_EQ(container["command"], Json::array({"sleep", "1000"}));
+  EXPECT_FALSE(d["metadata"].contains("creationTimestamp") &&
+               d["metadata"]["creationTimestamp"].get<std::string>().rfind("1970", 0) == 0);
+
+  auto service = K({"create", "service", "clusterip", "s", "--tcp=80:8080"});
+  ASSERT_EQ(service.exit_code, 0) << service.err;
+  Json svc = GetJson("service", "s");
+  EXPECT_EQ(svc["spec"]["ports"][0]["port"], 80);
+  EXPECT_EQ(svc["spec"]["ports"][0]["targetPort"], 8080);
+  EXPECT_EQ(svc["spec"]["ports"][0]["name"], "80-8080");
+  EXPECT_EQ(svc["spec"]["selector"]["app"], "s");
+  EXPECT_EQ(svc["spec"]["type"], "ClusterIP");
+
+  auto run = K(
+      {"run", "p", "--image=busybox:1.36", "--labels=role=one", "--command", "--", "sleep", "100"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Json pod = GetJson("pod", "p");
+  EXPECT_EQ(pod["spec"]["containers"][0]["command"], Json::array({"sleep", "100"}));
+  EXPECT_EQ(pod["metadata"]["labels"]["role"], "one");
+
+  ASSERT_EQ(K({"create", "configmap", "c", "--from-literal=k=v"}).exit_code, 0);
+  EXPECT_EQ(GetJson("configmap", "c")["data"]["k"], "v");
+
+  // The writes that follow are patches (merge, strategic) and scale subresource requests.
+  auto scale = K({"scale", "deployment", "web", "--replicas=3"});
+  ASSERT_EQ(scale.exit_code, 0) << scale.err;
+  auto set_image = K({"set", "image", "deployment/web", "busybox=busybox:1.37"});
+  ASSERT_EQ(set_image.exit_code, 0) << set_image.err;
+  ASSERT_EQ(K({"rollout", "pause", "deployment/web"}).exit_code, 0);
+  EXPECT_EQ(GetJson("deployment", "web")["spec"]["paused"], true);
+  ASSERT_EQ(K({"rollout", "resume", "deployment/web"}).exit_code, 0);
+  auto restart = K({"rollout", "restart", "deployment/web"});
+  ASSERT_EQ(restart.exit_code, 0) << restart.err;
+  d = GetJson("deployment", "web");
+  EXPECT_EQ(d["spec"]["replicas"], 3);
+  EXPECT_FALSE(d["spec"].value("paused", false));
+  EXPECT_EQ(d["spec"]["template"]["spec"]["containers"][0]["image"], "busybox:1.37");
+  EXPECT_TRUE(d["spec"]["template"]["metadata"]["annotations"].contains(
+      "kubectl.kubernetes.io/restartedAt"))
+      << d.dump();
+}
+
+TEST_F(ApiProcessTest, ExplainPrintsFieldsAndTypes) {
+  auto strategy = Kubectl({"explain", "deployment.spec.strategy"});
+  ASSERT_EQ(strategy.exit_code, 0) << strategy.err;
+  EXPECT_TRUE(absl::StrContains(strategy.out, "KIND:       Deployment")) << strategy.out;
+  EXPECT_TRUE(absl::StrContains(strategy.out, "rollingUpdate\t<RollingUpdateDeployment>"))
+      << strategy.out;
+  EXPECT_TRUE(absl::StrContains(strategy.out, "type\t<string>")) << strategy.out;
+  auto containers = Kubectl({"explain", "pod.spec.containers"});
+  ASSERT_EQ(containers.exit_code, 0) << containers.err;
+  EXPECT_TRUE(absl::StrContains(containers.out, "FIELD: containers <[]Container>"))
+      << containers.out;
+  EXPECT_TRUE(absl::StrContains(containers.out, "name\t<string> -required-")) << containers.out;
+  EXPECT_TRUE(absl::StrContains(containers.out, "resources\t<ResourceRequirements>"))
+      << containers.out;
+  EXPECT_TRUE(absl::StrContains(containers.out, "imagePullPolicy\t<string>")) << containers.out;
+  EXPECT_TRUE(absl::StrContains(containers.out, "The container image to run.")) << containers.out;
+  auto limits = Kubectl({"explain", "pod.spec.containers.resources.limits"});
+  EXPECT_TRUE(absl::StrContains(limits.out, "<map[string]Quantity>")) << limits.out << limits.err;
+  auto nope = Kubectl({"explain", "deployment.spec.nope"});
+  EXPECT_NE(nope.exit_code, 0);
+}
+
+TEST_F(ApiProcessTest, ApplyRejectsATypoDeepInsideAndReappliesByMergeKeys) {
+  std::string manifest = Deployment("deep", 1, "busybox:1.36");
+  const std::string typo = absl::StrReplaceAll(
+      manifest, {{"        ports:\n", "        imagePullPolcy: Always\n        ports:\n"}});
+  ASSERT_NE(typo, manifest);
+  auto strict = K({"apply", "-f", WriteFile("deep.yaml", typo)});
+  EXPECT_NE(strict.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(
+      strict.err,
+      "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: "
+      "unknown field \"spec.template.spec.containers[0].imagePullPolcy\""))
+      << strict.err;
+  EXPECT_NE(K({"get", "deployment", "deep"}).exit_code, 0);  // nothing was created
+  // A value of the wrong type is rejected whatever the validation mode.
+  const std::string wrong_type =
+      absl::StrReplaceAll(manifest, {{"replicas: 1\n", "replicas: \"one\"\n"}});
+  ASSERT_NE(wrong_type, manifest);
+  auto typed = K({"apply", "--validate=false", "-f", WriteFile("deep-type.yaml", wrong_type)});
+  EXPECT_NE(typed.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(typed.err,
+                                "json: cannot unmarshal string into Go struct field "
+                                "DeploymentSpec.spec.replicas of type int32"))
+      << typed.err;
+  auto warned = K({"apply", "--validate=warn", "-f", WriteFile("deep.yaml", typo)});
+  ASSERT_EQ(warned.exit_code, 0) << warned.err;
+  EXPECT_TRUE(absl::StrContains(
+      warned.err, "Warning: unknown field \"spec.template.spec.containers[0].imagePullPolcy\""))
+      << warned.err;
+  EXPECT_FALSE(GetJson("deployment", "deep")["spec"]["template"]["spec"]["containers"][0].contains(
+      "imagePullPolcy"));
+  // A second apply merges by the schema's keys: the env entry is replaced by
+  // name, the container kept by name, the port list by containerPort.
+  const std::string changed =
+      absl::StrReplaceAll(manifest, {{"{name: MODE, value: one}", "{name: MODE, value: two}"},
+                                     {"containerPort: 80", "containerPort: 8080"}});
+  auto reapplied = K({"apply", "-f", WriteFile("deep2.yaml", changed)});
+  ASSERT_EQ(reapplied.exit_code, 0) << reapplied.err;
+  const Json c = GetJson("deployment", "deep")["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["env"], Json::parse(R"([{"name":"MODE","value":"two"}])"));
+  ASSERT_EQ(c["ports"].size(), 1u) << c.dump();
+  EXPECT_EQ(c["ports"][0]["containerPort"], 8080);
 }
 
 TEST_F(ApiProcessTest, AWriteThroughOneMemberIsVisibleThroughTheOthers) {

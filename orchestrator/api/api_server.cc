@@ -27,8 +27,17 @@ using tcp = net::ip::tcp;
 constexpr size_t kHeaderBytesMax = 64 * 1024;
 // A keep-alive connection with no request for this long is closed.
 constexpr auto kIdleTimeout = std::chrono::minutes(5);
-// Watches with allowWatchBookmarks get one this often.
-constexpr auto kBookmarkInterval = std::chrono::seconds(10);
+
+// RFC 7234 warn-code 299 ("miscellaneous persistent warning"), agent "-", the
+// text quoted with its quotes and backslashes escaped, as Kubernetes sends.
+std::string WarningHeader(const std::string& text) {
+  std::string quoted;
+  for (char c : text) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c == '\n' || c == '\r' ? ' ' : c);
+  }
+  return "299 - \"" + quoted + "\"";
+}
 
 std::string PercentDecode(absl::string_view s) {
   std::string out;
@@ -98,10 +107,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       HttpResponse r{
-          413, "application/json",
+          413,
+          "application/json",
           R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",)"
           R"("message":"the request body is too large","reason":"RequestEntityTooLarge",)"
-          R"("code":413})"};
+          R"("code":413})",
+          {}};
       keep_alive_ = false;
       Write(std::move(r));
       return;
@@ -149,6 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::server, "ganglion");
     res->set(http::field::content_type, r.content_type);
     res->set(http::field::cache_control, "no-cache, private");
+    for (const std::string& w : r.warnings) res->insert(http::field::warning, WarningHeader(w));
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     res->prepare_payload();
@@ -261,21 +273,29 @@ class Session : public std::enable_shared_from_this<Session> {
       self->finish_after_queue_ = true;
       self->Pump();
     });
+    bookmarked_revision_ = plan_->after_revision;
     if (plan_->bookmarks) ScheduleBookmark();
   }
 
   void ScheduleBookmark() {
     bookmark_timer_ = std::make_unique<net::steady_timer>(stream_.get_executor());
-    bookmark_timer_->expires_after(kBookmarkInterval);
+    bookmark_timer_->expires_after(shared_->options.watch_bookmark_interval);
     bookmark_timer_->async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->closed_) return;
-      // Only a revision every event up to which was delivered is a true bookmark.
-      if (self->queue_.empty() && !self->writing_) {
-        const int64_t rev = self->shared_->store->watched_revision();
-        if (rev > self->plan_->after_revision) {
-          self->Enqueue(self->shared_->handler->EncodeBookmark(*self->plan_, rev));
-        }
-      }
+      // Until the subscription is in place its replay of history may still
+      // be on the way: no bookmark may go ahead of it.
+      if (!self->subscription_) return self->ScheduleBookmark();
+      // A bookmark must follow every event up to its revision. The store
+      // calls the sinks under the lock watched_revision() takes, so every
+      // event up to `rev` has been posted to this strand before this read
+      // returns; posting the bookmark now queues it behind them (the strand
+      // runs handlers in order). Enqueued directly, it could overtake them.
+      const int64_t rev = self->shared_->store->watched_revision();
+      net::post(self->stream_.get_executor(), [self, rev] {
+        if (self->closed_ || rev < self->bookmarked_revision_) return;
+        self->bookmarked_revision_ = rev;
+        self->Enqueue(self->shared_->handler->EncodeBookmark(*self->plan_, rev));
+      });
       self->ScheduleBookmark();
     });
   }
@@ -334,6 +354,10 @@ class Session : public std::enable_shared_from_this<Session> {
   char discard_[64];
   std::unique_ptr<net::steady_timer> timer_;
   std::unique_ptr<net::steady_timer> bookmark_timer_;
+  // The newest revision sent as a bookmark, from the watch's own start:
+  // bookmarks never go backwards (an idle watch gets the same one again, as
+  // Kubernetes sends them).
+  int64_t bookmarked_revision_ = 0;
 };
 
 class ApiServerImpl : public ApiServer {

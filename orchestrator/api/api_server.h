@@ -8,6 +8,7 @@
 // all capped.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@ struct ApiServerOptions {
   // Serialized events waiting to be written to one watch's socket; a client
   // that falls this far behind is disconnected (it re-lists and re-watches).
   size_t watch_queued_bytes_max = 16 * 1024 * 1024;
+  // A watch with allowWatchBookmarks=true gets a BOOKMARK this often.
+  std::chrono::milliseconds watch_bookmark_interval{10000};
 };
 
 class ApiServer {

@@ -88,7 +88,7 @@ TEST(StrategicMergePatchTest, Directives) {
       "strategy":{"type":"Recreate","$retainKeys":["type"]},
       "$deleteFromPrimitiveList/args":["y"],
       "drop":null}})");
-  auto out = ApplyStrategicMergePatch(doc, patch, "Deployment");
+  auto out = ApplyStrategicMergePatch(doc, patch, "Pod");
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ((*out)["spec"]["containers"],
             Json::parse(R"([{"name":"d"},{"name":"a"},{"name":"c"}])"));
@@ -99,15 +99,15 @@ TEST(StrategicMergePatchTest, Directives) {
 
   auto replaced = ApplyStrategicMergePatch(
       doc, Json::parse(R"({"spec":{"containers":[{"$patch":"replace"},{"name":"only"}]}})"),
-      "Deployment");
+      "Pod");
   EXPECT_EQ((*replaced)["spec"]["containers"], Json::parse(R"([{"name":"only"}])"));
   auto map_replace = ApplyStrategicMergePatch(
       doc, Json::parse(R"({"spec":{"strategy":{"$patch":"replace","type":"Recreate"}}})"),
-      "Deployment");
+      "Pod");
   EXPECT_EQ((*map_replace)["spec"]["strategy"], Json::parse(R"({"type":"Recreate"})"));
   // A keyed list element without its key cannot be merged.
   EXPECT_FALSE(ApplyStrategicMergePatch(
-                   doc, Json::parse(R"({"spec":{"containers":[{"image":"x"}]}})"), "Deployment")
+                   doc, Json::parse(R"({"spec":{"containers":[{"image":"x"}]}})"), "Pod")
                    .ok());
 }
 

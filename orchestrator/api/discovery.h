@@ -3,10 +3,12 @@
 // /apis/<group>/<version> resource lists with verbs, short names and
 // categories) and OpenAPI v3 (/openapi/v3 and one document per group
 // version). The OpenAPI documents declare, per kind, the operations with the
-// `fieldValidation` query parameter, which is what kubectl checks before it
-// trusts the server to validate fields; they carry no field schemas, so
-// kubectl builds strategic merge patches from its own built-in types.
-// Pure functions of the registry.
+// `fieldValidation` query parameter (which is what kubectl checks before it
+// trusts the server to validate fields) and the field schemas of the kinds and
+// everything they reach, from types/schema.h: types, required fields,
+// x-kubernetes-group-version-kind, and the patch strategy and merge key of
+// the lists kubectl's strategic merge (`apply`) merges by key.
+// Pure functions of the registry and the schema tables.
 #pragma once
 
 #include <optional>

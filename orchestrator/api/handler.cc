@@ -3,15 +3,18 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "orchestrator/api/discovery.h"
 #include "orchestrator/api/patch.h"
 #include "orchestrator/api/protobuf.h"
+#include "orchestrator/types/schema.h"
 #include "orchestrator/types/validation.h"
 
 namespace ganglion::orchestrator {
@@ -44,7 +47,7 @@ std::string Rfc3339(absl::Time t) {
 }
 
 HttpResponse JsonResponse(int status, const Json& body) {
-  return HttpResponse{status, "application/json", body.dump()};
+  return HttpResponse{status, "application/json", body.dump(), {}};
 }
 
 std::string MetaString(const Json& o, const char* field) {
@@ -96,29 +99,74 @@ std::optional<int64_t> ParseRevision(const std::string& rv) {
   return n;
 }
 
-// fieldValidation=Strict (kubectl's default): an unknown field is an error.
-// Otherwise it is dropped, as decoding into Kubernetes' typed objects does.
-std::optional<ApiError> ApplyFieldValidation(const ResourceType& type, Json& object,
-                                             const HttpRequest& request) {
+enum class FieldValidation { kIgnore, kWarn, kStrict };
+
+// ?fieldValidation=: Strict (kubectl's default), Warn (the server's default,
+// as in Kubernetes 1.27+), Ignore.
+std::variant<FieldValidation, ApiError> FieldValidationOf(const HttpRequest& request) {
   auto it = request.query.find("fieldValidation");
-  const bool strict = it != request.query.end() && it->second == "Strict";
-  // Each round removes one field, so the object's own size bounds the loop.
-  const size_t rounds_max = object.size() + object.value("metadata", Json::object()).size() + 1;
-  for (size_t round = 0; round < rounds_max; ++round) {
-    const std::string unknown = UnknownField(type, object);
-    if (unknown.empty()) return std::nullopt;
-    if (strict) {
-      return BadRequest(absl::StrCat(type.kind, " in version \"", type.version,
-                                     "\" cannot be handled as a ", type.kind,
-                                     ": strict decoding error: unknown field \"", unknown, "\""));
-    }
-    if (absl::StartsWith(unknown, "metadata.")) {
-      object["metadata"].erase(unknown.substr(std::string_view("metadata.").size()));
-    } else {
-      object.erase(unknown);
+  if (it == request.query.end() || it->second.empty() || it->second == "Warn") {
+    return FieldValidation::kWarn;
+  }
+  if (it->second == "Strict") return FieldValidation::kStrict;
+  if (it->second == "Ignore") return FieldValidation::kIgnore;
+  return BadRequest(absl::StrCat("fieldValidation must be one of Ignore, Warn or Strict, not \"",
+                                 it->second, "\""));
+}
+
+// Values of the wrong JSON type are a 400 in every mode, as Kubernetes'
+// decoder makes them. Unknown fields anywhere in the object (judged by the
+// kind's field schema) and duplicate fields of the JSON body: Strict rejects the request with
+// Kubernetes' "strict decoding error", Warn drops the unknown fields and says
+// so in Warning headers, Ignore drops them silently. `kind` and `version`
+// name the body's type in the error.
+std::optional<ApiError> ApplyFieldValidation(const TypeSchema* schema, const std::string& kind,
+                                             const std::string& version, Json& object,
+                                             const HttpRequest& request,
+                                             const std::vector<std::string>& duplicates,
+                                             std::vector<std::string>& warnings) {
+  auto mode = FieldValidationOf(request);
+  if (auto* e = std::get_if<ApiError>(&mode)) return *e;
+  // A value of the wrong JSON type cannot be decoded in any mode.
+  if (schema != nullptr) {
+    if (std::string mismatch = TypeMismatch(*schema, object); !mismatch.empty()) {
+      return BadRequest(absl::StrCat(kind, " in version \"", version, "\" cannot be handled as a ",
+                                     kind, ": ", mismatch));
     }
   }
-  return std::nullopt;
+  if (schema != nullptr) RemoveNullFields(*schema, object);
+  const FieldValidation validation = std::get<FieldValidation>(mode);
+  std::vector<std::string> problems;
+  for (const std::string& d : duplicates)
+    problems.push_back(absl::StrCat("duplicate field \"", d, "\""));
+  if (schema != nullptr) {
+    for (const std::string& u :
+         UnknownFields(*schema, object, /*drop=*/validation != FieldValidation::kStrict)) {
+      problems.push_back(absl::StrCat("unknown field \"", u, "\""));
+    }
+  }
+  if (problems.empty() || validation == FieldValidation::kIgnore) return std::nullopt;
+  if (validation == FieldValidation::kWarn) {
+    warnings.insert(warnings.end(), problems.begin(), problems.end());
+    return std::nullopt;
+  }
+  return BadRequest(absl::StrCat(kind, " in version \"", version, "\" cannot be handled as a ",
+                                 kind, ": strict decoding error: ", absl::StrJoin(problems, ", ")));
+}
+
+std::optional<ApiError> ApplyFieldValidation(const ResourceType& type, Json& object,
+                                             const HttpRequest& request,
+                                             const std::vector<std::string>& duplicates,
+                                             std::vector<std::string>& warnings) {
+  return ApplyFieldValidation(SchemaOfKind(type.group, type.version, type.kind), type.kind,
+                              type.version, object, request, duplicates, warnings);
+}
+
+std::optional<ApiError> ApplyScaleFieldValidation(Json& object, const HttpRequest& request,
+                                                  const std::vector<std::string>& duplicates,
+                                                  std::vector<std::string>& warnings) {
+  return ApplyFieldValidation(SchemaOfKind("autoscaling", "v1", "Scale"), "Scale", "v1", object,
+                              request, duplicates, warnings);
 }
 
 }  // namespace
@@ -244,7 +292,7 @@ std::optional<HttpResponse> ApiHandler::HandleNonResource(const HttpRequest& r) 
   const std::string& p = r.path;
   if (p == "/version" || p == "/version/") return JsonResponse(200, VersionDocument());
   if (p == "/healthz" || p == "/livez" || p == "/readyz") {
-    return HttpResponse{200, "text/plain", "ok"};
+    return HttpResponse{200, "text/plain", "ok", {}};
   }
   if (p == "/api" || p == "/api/") return JsonResponse(200, CoreApiVersions(server_address_));
   if (p == "/apis" || p == "/apis/") return JsonResponse(200, ApiGroupList());
@@ -332,6 +380,7 @@ HttpResponse ApiHandler::HandleUnchecked(const HttpRequest& request) {
       !absl::StrContains(request.accept, "json") && !absl::StrContains(request.accept, "*/*")) {
     return ErrorResponse(NotAcceptable());
   }
+  std::vector<std::string> warnings;
   Result result = [&]() -> Result {
     const std::string& m = request.method;
     if (route.subresource == "binding") {
@@ -344,19 +393,23 @@ HttpResponse ApiHandler::HandleUnchecked(const HttpRequest& request) {
     }
     if (route.name.empty()) {
       if (m == "GET") return List(route, request);
-      if (m == "POST") return Create(route, request);
+      if (m == "POST") return Create(route, request, warnings);
       if (m == "DELETE") return DeleteCollection(route, request);
       return MethodNotSupported(route.type->plural, m);
     }
     if (m == "GET") return Get(route, request);
-    if (m == "PUT") return Update(route, request);
-    if (m == "PATCH") return Patch(route, request);
+    if (m == "PUT") return Update(route, request, warnings);
+    if (m == "PATCH") return Patch(route, request, warnings);
     if (m == "DELETE" && route.subresource.empty()) return Delete(route, request);
-    if (m == "POST") return Create(route, request);  // POST to a name: Kubernetes says 405
+    if (m == "POST")
+      return Create(route, request, warnings);  // POST to a name: Kubernetes says 405
     return MethodNotSupported(route.type->plural, m);
   }();
-  if (auto* e = std::get_if<ApiError>(&result)) return ErrorResponse(*e);
-  return std::get<HttpResponse>(result);
+  HttpResponse response = std::holds_alternative<ApiError>(result)
+                              ? ErrorResponse(std::get<ApiError>(result))
+                              : std::get<HttpResponse>(std::move(result));
+  response.warnings = std::move(warnings);
+  return response;
 }
 
 // --- scale ---
@@ -513,7 +566,7 @@ ApiHandler::Result ApiHandler::List(const Route& route, const HttpRequest& reque
       body += raw_items[i];
     }
     body += "]}";
-    return HttpResponse{200, "application/json", std::move(body)};
+    return HttpResponse{200, "application/json", std::move(body), {}};
   }
   Json list = {{"kind", type.ListKind()},
                {"apiVersion", type.ApiVersion()},
@@ -532,11 +585,80 @@ std::variant<Json, ApiError> ParseBody(const std::string& body) {
   return o;
 }
 
+// Finds the keys a JSON text repeats within one object (the parser keeps the
+// last), as paths in Kubernetes' notation ("spec.replicas", "items[0].name").
+class DuplicateFieldFinder {
+ public:
+  std::vector<std::string> duplicates;
+
+  bool null() { return Value(); }
+  bool boolean(bool) { return Value(); }
+  bool number_integer(Json::number_integer_t) { return Value(); }
+  bool number_unsigned(Json::number_unsigned_t) { return Value(); }
+  bool number_float(Json::number_float_t, const std::string&) { return Value(); }
+  bool string(std::string&) { return Value(); }
+  bool binary(Json::binary_t&) { return Value(); }
+  bool start_object(size_t) {
+    stack_.push_back(Frame{false, 0, {}, {}});
+    return true;
+  }
+  bool key(std::string& key) {
+    Frame& f = stack_.back();
+    f.key = key;
+    if (!f.keys.insert(key).second && duplicates.size() < kUnknownFieldsReportedMax) {
+      duplicates.push_back(Path());
+    }
+    return true;
+  }
+  bool end_object() {
+    stack_.pop_back();
+    return Value();
+  }
+  bool start_array(size_t) {
+    stack_.push_back(Frame{true, 0, {}, {}});
+    return true;
+  }
+  bool end_array() {
+    stack_.pop_back();
+    return Value();
+  }
+  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+ private:
+  struct Frame {
+    bool array;
+    size_t index;  // of the element being read, in an array
+    std::string key;
+    std::set<std::string> keys;
+  };
+  bool Value() {
+    if (!stack_.empty() && stack_.back().array) ++stack_.back().index;
+    return true;
+  }
+  std::string Path() const {
+    std::string path;
+    for (const Frame& f : stack_) {
+      if (f.array) {
+        absl::StrAppend(&path, "[", f.index, "]");
+      } else {
+        absl::StrAppend(&path, path.empty() ? "" : ".", f.key);
+      }
+    }
+    return path;
+  }
+  std::vector<Frame> stack_;
+};
+
+struct ParsedBody {
+  Json object;
+  std::vector<std::string> duplicate_fields;
+};
+
 // A create or update body: JSON, or the protobuf kubectl's typed clients send.
-std::variant<Json, ApiError> ParseObjectBody(const HttpRequest& request) {
+std::variant<ParsedBody, ApiError> ParseObjectBody(const HttpRequest& request) {
   if (absl::StartsWith(request.content_type, kProtobufContentType)) {
     auto decoded = DecodeProtobufObject(request.body);
-    if (decoded.ok()) return *std::move(decoded);
+    if (decoded.ok()) return ParsedBody{*std::move(decoded), {}};
     if (absl::IsUnimplemented(decoded.status())) {
       return ApiError{415,
                       "UnsupportedMediaType",
@@ -547,19 +669,27 @@ std::variant<Json, ApiError> ParseObjectBody(const HttpRequest& request) {
     }
     return BadRequest(std::string(decoded.status().message()));
   }
-  return ParseBody(request.body);
+  auto parsed = ParseBody(request.body);
+  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+  DuplicateFieldFinder finder;
+  Json::sax_parse(request.body, &finder);
+  return ParsedBody{std::get<Json>(std::move(parsed)), std::move(finder.duplicates)};
 }
 
 }  // namespace
 
-ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& request) {
+ApiHandler::Result ApiHandler::Create(const Route& route, const HttpRequest& request,
+                                      std::vector<std::string>& warnings) {
   const ResourceType& type = *route.type;
   if (!route.name.empty()) return MethodNotSupported(type.plural, "POST");
   auto parsed = ParseObjectBody(request);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
-  Json o = std::get<Json>(parsed);
+  Json o = std::get<ParsedBody>(parsed).object;
   if (!o.is_object()) return BadRequest("the body of the request must be a JSON object");
-  if (auto strict = ApplyFieldValidation(type, o, request)) return *strict;
+  if (auto strict = ApplyFieldValidation(type, o, request,
+                                         std::get<ParsedBody>(parsed).duplicate_fields, warnings)) {
+    return *strict;
+  }
   if (o.contains("kind") && o["kind"] != type.kind) {
     return BadRequest(absl::StrCat("the kind of the object (", o["kind"].dump(),
                                    ") does not match the resource (", type.kind, ")"));
@@ -813,13 +943,17 @@ Json MergeForSubresource(const ResourceType& type, const std::string& subresourc
 
 }  // namespace
 
-ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& request) {
+ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& request,
+                                      std::vector<std::string>& warnings) {
   auto parsed = ParseObjectBody(request);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
-  Json body = std::get<Json>(std::move(parsed));
+  Json body = std::get<ParsedBody>(parsed).object;
   if (!body.is_object()) return BadRequest("the body of the request must be a JSON object");
-  if (route.subresource != "scale") {
-    if (auto strict = ApplyFieldValidation(*route.type, body, request)) return *strict;
+  const std::vector<std::string>& duplicates = std::get<ParsedBody>(parsed).duplicate_fields;
+  if (auto strict = route.subresource == "scale"
+                        ? ApplyScaleFieldValidation(body, request, duplicates, warnings)
+                        : ApplyFieldValidation(*route.type, body, request, duplicates, warnings)) {
+    return *strict;
   }
   const bool pinned = !MetaString(body, "resourceVersion").empty();
   Mutation mutate = [&](const Json& current) -> std::variant<Json, ApiError> {
@@ -853,7 +987,8 @@ ApiHandler::Result ApiHandler::Update(const Route& route, const HttpRequest& req
   return ReadModifyWrite(route, mutate);
 }
 
-ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& request) {
+ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& request,
+                                     std::vector<std::string>& warnings) {
   auto parsed = ParseBody(request.body);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   const Json patch = std::get<Json>(std::move(parsed));
@@ -873,9 +1008,14 @@ ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& requ
       return UnsupportedMediaType(request.content_type);
     }
     if (!patched.ok()) return BadRequest(std::string(patched.status().message()));
-    if (route.subresource != "scale") {
-      if (auto strict = ApplyFieldValidation(type, *patched, request)) return *strict;
+    // A retry after a conflict judges the patched object afresh.
+    std::vector<std::string> round_warnings;
+    if (auto strict = route.subresource == "scale"
+                          ? ApplyScaleFieldValidation(*patched, request, {}, round_warnings)
+                          : ApplyFieldValidation(type, *patched, request, {}, round_warnings)) {
+      return *strict;
     }
+    warnings = std::move(round_warnings);
     if (route.subresource == "scale") {
       Json next = current;
       const Json* replicas = Find(*patched, {"spec", "replicas"});
@@ -894,9 +1034,9 @@ ApiHandler::Result ApiHandler::Patch(const Route& route, const HttpRequest& requ
 }
 
 ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpRequest& request) {
-  auto parsed = ParseBody(request.body);
+  auto parsed = ParseObjectBody(request);  // a scheduler's client may send protobuf
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
-  const Json binding = std::get<Json>(std::move(parsed));
+  const Json binding = std::get<ParsedBody>(std::move(parsed)).object;
   const std::string node = StringAt(binding.value("target", Json::object()), "name");
   if (node.empty()) {
     return Invalid(*route.type, route.name,
@@ -1163,7 +1303,10 @@ struct DeleteParams {
 std::variant<DeleteParams, ApiError> ReadDeleteParams(const HttpRequest& request) {
   DeleteParams p;
   if (!request.body.empty()) {
-    Json body = Json::parse(request.body, nullptr, false);
+    // JSON, or the protobuf DeleteOptions typed clients send.
+    auto parsed = ParseObjectBody(request);
+    if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
+    const Json body = std::get<ParsedBody>(std::move(parsed)).object;
     if (!body.is_object()) return BadRequest("the DeleteOptions body could not be decoded");
     p.propagation = body.value("propagationPolicy", p.propagation);
     if (body.contains("orphanDependents") && body["orphanDependents"] == true) {

@@ -39,6 +39,8 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // Each becomes a `Warning: 299 - "<text>"` header (kubectl prints "Warning: <text>").
+  std::vector<std::string> warnings;
 };
 
 // How rows carry their object in a server-side table (?includeObject=).
@@ -98,9 +100,10 @@ class ApiHandler {
 
   Result Get(const Route& route, const HttpRequest& request);
   Result List(const Route& route, const HttpRequest& request);
-  Result Create(const Route& route, const HttpRequest& request);
-  Result Update(const Route& route, const HttpRequest& request);
-  Result Patch(const Route& route, const HttpRequest& request);
+  // `warnings` collects what fieldValidation=Warn reports (Warning headers).
+  Result Create(const Route& route, const HttpRequest& request, std::vector<std::string>& warnings);
+  Result Update(const Route& route, const HttpRequest& request, std::vector<std::string>& warnings);
+  Result Patch(const Route& route, const HttpRequest& request, std::vector<std::string>& warnings);
   Result Delete(const Route& route, const HttpRequest& request);
   Result DeleteCollection(const Route& route, const HttpRequest& request);
   Result CreateBinding(const Route& route, const HttpRequest& request);

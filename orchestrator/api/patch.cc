@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "orchestrator/types/schema.h"
 
 namespace ganglion::orchestrator {
 
@@ -17,39 +18,46 @@ constexpr absl::string_view kDeleteFromPrimitiveList = "$deleteFromPrimitiveList
 // Nesting deeper than any served type, so a hostile patch cannot exhaust the stack.
 constexpr int kDepthMax = 64;
 
+// Where in the object a merge is: the schema of the object being merged, or
+// of the values of the map being merged. Both null: no schema (a patch there
+// merges maps and replaces lists, like a JSON merge patch).
 struct Context {
-  std::string_view kind;
-  std::vector<std::string> path;  // field names from the root; list fields once
+  const TypeSchema* object = nullptr;
+  const TypeSchema* map_values = nullptr;
 };
 
-// The merge key of list field `field` under `ctx.path`, or nullopt for a list
-// that a patch replaces whole.
+// The schema of `field` of the object `ctx` describes, or null.
+const FieldSchema* FieldOf(const Context& ctx, std::string_view field) {
+  return ctx.object == nullptr ? nullptr : FindField(*ctx.object, field);
+}
+
+// The context of the value under key `key` of the object or map `ctx` describes.
+Context Enter(const Context& ctx, std::string_view key) {
+  if (ctx.map_values != nullptr) return Context{ctx.map_values, nullptr};
+  const FieldSchema* f = FieldOf(ctx, key);
+  if (f == nullptr || f->type != ValueType::kObject) return Context{};
+  const TypeSchema* type = FindTypeSchema(f->object_type);
+  if (f->shape == Shape::kMap) return Context{nullptr, type};
+  if (f->shape == Shape::kList) return Context{};  // lists are merged by MergeList
+  return Context{type, nullptr};
+}
+
+// The merge key of list field `field`, or nullopt for a list a patch
+// replaces whole (or, for "merge" lists of scalars, merges as a set).
 std::optional<std::string> MergeKey(const Context& ctx, std::string_view field) {
-  const std::string parent = ctx.path.empty() ? "" : ctx.path.back();
-  if (field == "containers" || field == "initContainers" || field == "ephemeralContainers" ||
-      field == "env" || field == "volumes" || field == "imagePullSecrets" ||
-      field == "resourceClaims") {
-    return "name";
+  const FieldSchema* f = FieldOf(ctx, field);
+  if (f == nullptr || f->merge_key.empty() ||
+      f->patch_strategy.find("merge") == std::string_view::npos) {
+    return std::nullopt;
   }
-  if (field == "volumeMounts") return "mountPath";
-  if (field == "volumeDevices") return "devicePath";
-  if (field == "hostAliases") return "ip";
-  if (field == "conditions") return "type";
-  if (field == "ownerReferences") return "uid";
-  if (field == "topologySpreadConstraints") return "topologyKey";
-  if (field == "addresses" && parent == "status") return "type";
-  if (field == "ports") {
-    if (parent == "containers" || parent == "initContainers" || parent == "ephemeralContainers") {
-      return "containerPort";
-    }
-    if (ctx.kind == "Service" && parent == "spec" && ctx.path.size() == 1) return "port";
-  }
-  return std::nullopt;
+  return std::string(f->merge_key);
 }
 
 // Lists of scalars that a patch merges into (set union) instead of replacing.
 bool IsMergedPrimitiveList(const Context& ctx, std::string_view field) {
-  return field == "finalizers" && !ctx.path.empty() && ctx.path.back() == "metadata";
+  const FieldSchema* f = FieldOf(ctx, field);
+  return f != nullptr && f->shape == Shape::kList && f->type != ValueType::kObject &&
+         f->patch_strategy.find("merge") != std::string_view::npos;
 }
 
 bool IsDirectiveKey(absl::string_view key) {
@@ -77,10 +85,10 @@ Json Strip(const Json& v) {
   return v;
 }
 
-absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch, Context& ctx,
-                                             int depth);
+absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch,
+                                             const Context& ctx, int depth);
 
-absl::StatusOr<Json> MergeList(const Json& original, const Json& patch, Context& ctx,
+absl::StatusOr<Json> MergeList(const Json& original, const Json& patch, const Context& ctx,
                                std::string_view field, int depth) {
   // A {"$patch": "replace"} element: the rest of the patch is the new list.
   for (const Json& e : patch) {
@@ -103,10 +111,10 @@ absl::StatusOr<Json> MergeList(const Json& original, const Json& patch, Context&
   const std::optional<std::string> key = MergeKey(ctx, field);
   if (!key.has_value()) return Strip(patch);
   Json out = base;
-  ctx.path.push_back(std::string(field));
+  const FieldSchema* list_field = FieldOf(ctx, field);
+  Context element{FindTypeSchema(list_field->object_type), nullptr};
   for (const Json& e : patch) {
     if (!e.is_object() || !e.contains(*key)) {
-      ctx.path.pop_back();
       return absl::InvalidArgumentError(
           absl::StrCat("map: ", e.dump(), " does not contain declared merge key: ", *key));
     }
@@ -118,11 +126,8 @@ absl::StatusOr<Json> MergeList(const Json& original, const Json& patch, Context&
       continue;
     }
     auto it = std::find_if(out.begin(), out.end(), same);
-    auto merged = MergeMap(it == out.end() ? Json::object() : *it, e, ctx, depth + 1);
-    if (!merged.ok()) {
-      ctx.path.pop_back();
-      return merged.status();
-    }
+    auto merged = MergeMap(it == out.end() ? Json::object() : *it, e, element, depth + 1);
+    if (!merged.ok()) return merged.status();
     if (!merged->has_value()) {
       if (it != out.end()) out.erase(it);
     } else if (it == out.end()) {
@@ -131,7 +136,6 @@ absl::StatusOr<Json> MergeList(const Json& original, const Json& patch, Context&
       *it = **merged;
     }
   }
-  ctx.path.pop_back();
   return out;
 }
 
@@ -159,8 +163,8 @@ Json Reorder(const Json& list, const Json& order, const std::optional<std::strin
 }
 
 // nullopt: the map is deleted ($patch: delete).
-absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch, Context& ctx,
-                                             int depth) {
+absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& patch,
+                                             const Context& ctx, int depth) {
   if (depth > kDepthMax) return absl::InvalidArgumentError("patch nested too deeply");
   if (!patch.is_object()) return std::optional<Json>(patch);
   const std::string directive = patch.value(std::string(kPatchDirective), "");
@@ -175,9 +179,8 @@ absl::StatusOr<std::optional<Json>> MergeMap(const Json& original, const Json& p
     if (v.is_null()) {
       out.erase(k);
     } else if (v.is_object()) {
-      ctx.path.push_back(k);
-      auto merged = MergeMap(out.contains(k) ? out[k] : Json::object(), v, ctx, depth + 1);
-      ctx.path.pop_back();
+      Context child = Enter(ctx, k);
+      auto merged = MergeMap(out.contains(k) ? out[k] : Json::object(), v, child, depth + 1);
       if (!merged.ok()) return merged.status();
       if (merged->has_value()) {
         out[k] = **merged;
@@ -243,8 +246,12 @@ absl::StatusOr<Json> ApplyStrategicMergePatch(const Json& document, const Json& 
   if (!patch.is_object()) {
     return absl::InvalidArgumentError("a strategic merge patch must be a JSON object");
   }
-  Context ctx{kind, {}};
-  auto merged = MergeMap(document, patch, ctx, 0);
+  const TypeSchema* schema = nullptr;
+  if (kind == "Scale") schema = SchemaOfKind("autoscaling", "v1", "Scale");
+  for (const ResourceType& t : AllResourceTypes()) {
+    if (schema == nullptr && t.kind == kind) schema = SchemaOfKind(t.group, t.version, t.kind);
+  }
+  auto merged = MergeMap(document, patch, Context{schema, nullptr}, 0);
   if (!merged.ok()) return merged.status();
   if (!merged->has_value()) return absl::InvalidArgumentError("the patch deletes the object");
   return **merged;

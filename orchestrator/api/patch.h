@@ -1,8 +1,10 @@
 // The three patch types kubectl sends: JSON Patch (RFC 6902) and JSON Merge
 // Patch (RFC 7386), both by nlohmann-json, and Kubernetes' strategic merge
-// patch with the built-in merge keys of the served types (containers, env,
-// volumes by name; container ports by containerPort, service ports by port;
-// ...) and the $patch, $retainKeys, $setElementOrder and
+// patch with the patch strategies and merge keys of the field schema
+// (types/schema.h: containers, env, volumes by name; container ports by
+// containerPort, service ports by port; finalizers as a set; ...; a list the
+// schema gives no "merge" strategy is replaced) and the $patch, $retainKeys,
+// $setElementOrder and
 // $deleteFromPrimitiveList directives. Pure functions: a patch that cannot
 // apply is an InvalidArgument status, never an exception or a partial result.
 #pragma once
@@ -16,7 +18,7 @@ namespace ganglion::orchestrator {
 
 absl::StatusOr<Json> ApplyJsonPatch(const Json& document, const Json& patch);
 absl::StatusOr<Json> ApplyMergePatch(const Json& document, const Json& patch);
-// `kind` selects kind-specific merge keys (a Service's ports merge by port).
+// `kind`: a served kind or "Scale"; its field schema gives the merge keys.
 absl::StatusOr<Json> ApplyStrategicMergePatch(const Json& document, const Json& patch,
                                               std::string_view kind);
 

@@ -170,7 +170,10 @@ ResourceType Deployments() {
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
     if (!spec.contains("replicas")) spec["replicas"] = 1;
-    if (!spec.contains("strategy")) spec["strategy"] = {{"type", "RollingUpdate"}};
+    // kubectl sends "strategy": {} (Go's JSON keeps empty structs): an empty type defaults too.
+    if (!spec.contains("strategy") || !spec["strategy"].is_object())
+      spec["strategy"] = Json::object();
+    if (StringAt(spec["strategy"], "type").empty()) spec["strategy"]["type"] = "RollingUpdate";
     if (StringAt(spec["strategy"], "type") == "RollingUpdate") {
       Json& ru = spec["strategy"]["rollingUpdate"];
       if (!ru.contains("maxUnavailable")) ru["maxUnavailable"] = "25%";
@@ -249,7 +252,12 @@ ResourceType StatefulSets() {
     Json& spec = o["spec"];
     if (!spec.contains("replicas")) spec["replicas"] = 1;
     if (!spec.contains("podManagementPolicy")) spec["podManagementPolicy"] = "OrderedReady";
-    if (!spec.contains("updateStrategy")) spec["updateStrategy"] = {{"type", "RollingUpdate"}};
+    if (!spec.contains("updateStrategy") || !spec["updateStrategy"].is_object()) {
+      spec["updateStrategy"] = Json::object();
+    }
+    if (StringAt(spec["updateStrategy"], "type").empty()) {
+      spec["updateStrategy"]["type"] = "RollingUpdate";
+    }
     if (StringAt(spec["updateStrategy"], "type") == "RollingUpdate" &&
         !Find(spec, {"updateStrategy", "rollingUpdate"})) {
       spec["updateStrategy"]["rollingUpdate"] = {{"partition", 0}};
@@ -288,7 +296,12 @@ ResourceType DaemonSets() {
   t.subresources = {"status"};
   t.set_defaults = [](Json& o) {
     Json& spec = o["spec"];
-    if (!spec.contains("updateStrategy")) spec["updateStrategy"] = {{"type", "RollingUpdate"}};
+    if (!spec.contains("updateStrategy") || !spec["updateStrategy"].is_object()) {
+      spec["updateStrategy"] = Json::object();
+    }
+    if (StringAt(spec["updateStrategy"], "type").empty()) {
+      spec["updateStrategy"]["type"] = "RollingUpdate";
+    }
     if (StringAt(spec["updateStrategy"], "type") == "RollingUpdate") {
       Json& ru = spec["updateStrategy"]["rollingUpdate"];
       if (!ru.contains("maxUnavailable")) ru["maxUnavailable"] = 1;
@@ -331,7 +344,6 @@ ResourceType DaemonSets() {
 ResourceType ControllerRevisions() {
   ResourceType t = MakeType("apps", "v1", "ControllerRevision", "controllerrevisions",
                             "controllerrevision", true, {}, {});
-  t.top_level_fields = {"apiVersion", "kind", "metadata", "data", "revision"};
   t.set_defaults = [](Json&) {};
   t.validate = [](const Json& o, const Json* old) {
     FieldErrors e;

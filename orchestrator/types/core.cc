@@ -347,7 +347,6 @@ ResourceType Services() {
 
 ResourceType Endpoints() {
   ResourceType t = MakeType("", "v1", "Endpoints", "endpoints", "endpoints", true, {"ep"}, {});
-  t.top_level_fields = {"apiVersion", "kind", "metadata", "subsets"};
   t.set_defaults = [](Json& o) {
     if (auto subsets = o.find("subsets"); subsets != o.end() && subsets->is_array()) {
       for (Json& s : *subsets) {
@@ -392,7 +391,6 @@ ResourceType Endpoints() {
 
 ResourceType ConfigMaps() {
   ResourceType t = MakeType("", "v1", "ConfigMap", "configmaps", "configmap", true, {"cm"}, {});
-  t.top_level_fields = {"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"};
   t.set_defaults = [](Json&) {};
   t.validate = [](const Json& o, const Json*) {
     FieldErrors e;
@@ -436,11 +434,6 @@ ResourceType ConfigMaps() {
 
 ResourceType Events() {
   ResourceType t = MakeType("", "v1", "Event", "events", "event", true, {"ev"}, {});
-  t.top_level_fields = {"apiVersion",       "kind",    "metadata", "involvedObject",
-                        "reason",           "message", "source",   "firstTimestamp",
-                        "lastTimestamp",    "count",   "type",     "eventTime",
-                        "series",           "action",  "related",  "reportingComponent",
-                        "reportingInstance"};
   t.set_defaults = [](Json& o) {
     if (!o.contains("type")) o["type"] = "Normal";
     if (!o.contains("count")) o["count"] = 1;

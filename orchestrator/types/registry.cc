@@ -75,37 +75,6 @@ std::optional<std::string> SelectableFieldValue(const ResourceType& type, const 
   return cur->dump();
 }
 
-std::string UnknownField(const ResourceType& type, const Json& object) {
-  static const std::vector<std::string> kObjectMetaFields = {"name",
-                                                             "generateName",
-                                                             "namespace",
-                                                             "selfLink",
-                                                             "uid",
-                                                             "resourceVersion",
-                                                             "generation",
-                                                             "creationTimestamp",
-                                                             "deletionTimestamp",
-                                                             "deletionGracePeriodSeconds",
-                                                             "labels",
-                                                             "annotations",
-                                                             "ownerReferences",
-                                                             "finalizers",
-                                                             "managedFields"};
-  if (!object.is_object()) return "";
-  auto known = [](const std::vector<std::string>& fields, const std::string& f) {
-    return std::find(fields.begin(), fields.end(), f) != fields.end();
-  };
-  for (auto& [k, v] : object.items()) {
-    if (!known(type.top_level_fields, k)) return k;
-  }
-  if (const Json* meta = Find(object, {"metadata"}); meta && meta->is_object()) {
-    for (auto& [k, v] : meta->items()) {
-      if (!known(kObjectMetaFields, k)) return "metadata." + k;
-    }
-  }
-  return "";
-}
-
 std::string HumanDuration(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
   const int64_t seconds = absl::ToInt64Seconds(d);

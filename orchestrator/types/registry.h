@@ -57,10 +57,6 @@ struct ResourceType {
   // Field-selector labels beyond metadata.name and metadata.namespace, each a
   // dotted path into the object.
   std::vector<std::string> selectable_fields;
-  // The object's own top-level fields, for strict field validation (an
-  // unknown one, a typo like "spce", is rejected). The field schemas below
-  // them are not known yet.
-  std::vector<std::string> top_level_fields = {"apiVersion", "kind", "metadata", "spec", "status"};
 
   std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
   std::string ListKind() const { return kind + "List"; }
@@ -81,11 +77,6 @@ const ResourceType* FindResourceType(std::string_view group, std::string_view ve
                                      std::string_view plural);
 // The group versions served, core first: {"", "v1"}, {"apps", "v1"}, ...
 std::vector<std::pair<std::string, std::string>> ServedGroupVersions();
-
-// Strict field validation of what this server knows: top-level fields and
-// ObjectMeta's. Returns the first unknown field's path ("spce",
-// "metadata.lables"), or "" if none.
-std::string UnknownField(const ResourceType& type, const Json& object);
 
 // The value a field selector compares for `field` ("metadata.name",
 // "spec.nodeName", ...), or nullopt if the type does not support the field.
