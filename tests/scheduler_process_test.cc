@@ -14,7 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/process_cluster.h"
+#include "tests/support/kube_cluster.h"
 
 namespace ganglion::tests {
 namespace {
@@ -22,63 +22,17 @@ namespace {
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
-constexpr milliseconds kKubectlTimeout{30000};
 constexpr int kWaitAttemptsMax = 300;  // of 100 ms each
 
-class SchedulerProcessTest : public ::testing::Test {
+class SchedulerProcessTest : public KubeTest {
  protected:
   static void SetUpTestSuite() {
     ClusterOptions options;
     options.binary = GANGLION_BINARY;
     options.members = 3;
-    options.serve_api = true;
-    cluster_ = new ProcessCluster(options);
-    absl::Status started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started;
-    for (int i = 0; i < cluster_->size(); ++i) {
-      std::ofstream out(absl::StrCat(cluster_->data_root(), "/kubeconfig-", i));
-      out << "apiVersion: v1\nkind: Config\nclusters:\n- name: ganglion\n  cluster:\n"
-          << "    server: " << cluster_->member(i).ApiUrl() << "\n"
-          << "contexts:\n- name: ganglion\n  context: {cluster: ganglion, user: ganglion}\n"
-          << "users:\n- name: ganglion\n  user: {}\ncurrent-context: ganglion\n";
-    }
-    for (int i = 0; i < cluster_->size(); ++i) {
-      bool ready = false;
-      for (int attempt = 0; attempt < 100 && !ready; ++attempt) {
-        ready = Kubectl({"get", "namespace", "default"}, i).exit_code == 0;
-        if (!ready) std::this_thread::sleep_for(milliseconds(200));
-      }
-      ASSERT_TRUE(ready) << "member " << i << " API never answered";
-    }
+    StartCluster(options, GANGLION_KUBECTL);
   }
-
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ns_ = absl::StrCat("t-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (char& c : ns_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto created = Kubectl({"create", "namespace", ns_});
-    ASSERT_EQ(created.exit_code, 0) << created.err;
-  }
-
-  static CommandResult Kubectl(std::vector<std::string> args, int member = 0,
-                               const std::string& stdin_data = "") {
-    std::vector<std::string> argv = {GANGLION_KUBECTL, "--kubeconfig",
-                                     absl::StrCat(cluster_->data_root(), "/kubeconfig-", member),
-                                     "--cache-dir",
-                                     absl::StrCat(cluster_->data_root(), "/kube-cache-", member)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, stdin_data, kKubectlTimeout);
-  }
-
-  CommandResult K(std::vector<std::string> args, int member = 0) const {
-    args.insert(args.begin(), {"-n", ns_});
-    return Kubectl(args, member);
-  }
+  static void TearDownTestSuite() { StopCluster(); }
 
   // `kubectl apply -f -` of `yaml`.
   void Apply(const std::string& yaml, int member = 0) const {
@@ -148,12 +102,7 @@ status:
     }
     return nodes;
   }
-
-  static ProcessCluster* cluster_;
-  std::string ns_;
 };
-
-ProcessCluster* SchedulerProcessTest::cluster_ = nullptr;
 
 TEST_F(SchedulerProcessTest, PodsAreBoundRespectingNodeSelectorAndTheMisfitIsPending) {
   Apply(NodeYaml("sel-plain-1", "{zone: a}", "4") + "---\n" +
@@ -212,10 +161,18 @@ TEST_F(SchedulerProcessTest, TheNewLeadersSchedulerTakesOver) {
   Apply(PodYaml("before", "{role: lead-test}"));
   EXPECT_EQ(WaitBound({"before"})["before"], "lead-node");
 
-  auto leader = cluster_->LeaderIndex();
+  auto leader = cluster().LeaderIndex();
   ASSERT_TRUE(leader.ok()) << leader.status();
-  const int next = (*leader + 1) % cluster_->size();
-  ASSERT_TRUE(cluster_->TransferLeadership(next).ok());
+  const int next = (*leader + 1) % cluster().size();
+  ASSERT_TRUE(cluster().TransferLeadership(next).ok());
+  // The scheduler now runs on the new leader (its /metrics says so).
+  bool moved = false;
+  for (int attempt = 0; attempt < kWaitAttemptsMax && !moved; ++attempt) {
+    auto reconciling = kube().ReconcilingMember();
+    moved = reconciling.ok() && *reconciling == next;
+    if (!moved) std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_TRUE(moved) << "the reconcilers never started on member " << next;
   Apply(PodYaml("after", "{role: lead-test}"), next);
   EXPECT_EQ(WaitBound({"after"}, next)["after"], "lead-node");
   // Room is counted across the change: 2 CPUs, 100m + 100m used, 1900m does not fit.
