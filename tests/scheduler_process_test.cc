@@ -3,10 +3,11 @@
 // allocatable), pods applied from YAML get bound by the leader's scheduler
 // respecting their nodeSelector (as `kubectl get pods -o wide` shows); a pod
 // no node fits stays Pending and `kubectl describe pod` shows the
-// FailedScheduling event; after a leadership change the new leader's
-// scheduler binds new pods.
+// FailedScheduling event; a Deployment's pods spread over the nodes; after a
+// leadership change the new leader's scheduler binds new pods.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -102,7 +103,6 @@ status:
     }
     return nodes;
   }
-
 };
 
 TEST_F(SchedulerProcessTest, PodsAreBoundRespectingNodeSelectorAndTheMisfitIsPending) {
@@ -157,6 +157,44 @@ TEST_F(SchedulerProcessTest, PodsAreBoundRespectingNodeSelectorAndTheMisfitIsPen
   EXPECT_EQ(later["nowhere"], "sel-nvme") << K({"describe", "pod", "nowhere"}).out;
 }
 
+TEST_F(SchedulerProcessTest, ADeploymentsPodsSpreadOverNodes) {
+  Apply(NodeYaml("spread-a", "{group: spread}", "4") + "---\n" +
+        NodeYaml("spread-b", "{group: spread}", "4") + "---\n" +
+        NodeYaml("spread-c", "{group: spread}", "4"));
+  Apply(R"(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {group: spread}
+      containers:
+      - name: c
+        image: busybox:1.36
+        resources: {requests: {cpu: 100m}}
+)");
+  // The ReplicaSet reconciler creates the pods; the scheduler spreads them
+  // over the nodes, two each (their owner's pods count against a node).
+  std::map<std::string, int> per_node;
+  for (int attempt = 0; attempt < kWaitAttemptsMax; ++attempt) {
+    per_node.clear();
+    int bound = 0;
+    for (auto& [name, state] : Wide()) {
+      if (state.second == "<none>" || state.second.empty()) continue;
+      per_node[state.second]++;
+      ++bound;
+    }
+    if (bound == 6) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(per_node,
+            (std::map<std::string, int>{{"spread-a", 2}, {"spread-b", 2}, {"spread-c", 2}}))
+      << K({"get", "pods", "-o", "wide"}).out;
+}
+
 TEST_F(SchedulerProcessTest, TheNewLeadersSchedulerTakesOver) {
   Apply(NodeYaml("lead-node", "{role: lead-test}", "2"));
   Apply(PodYaml("before", "{role: lead-test}"));
@@ -166,6 +204,14 @@ TEST_F(SchedulerProcessTest, TheNewLeadersSchedulerTakesOver) {
   ASSERT_TRUE(leader.ok()) << leader.status();
   const int next = (*leader + 1) % cluster().size();
   ASSERT_TRUE(cluster().TransferLeadership(next).ok());
+  // The scheduler now runs on the new leader (its /metrics says so).
+  bool moved = false;
+  for (int attempt = 0; attempt < kWaitAttemptsMax && !moved; ++attempt) {
+    auto reconciling = kube().ReconcilingMember();
+    moved = reconciling.ok() && *reconciling == next;
+    if (!moved) std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_TRUE(moved) << "the reconcilers never started on member " << next;
   Apply(PodYaml("after", "{role: lead-test}"), next);
   EXPECT_EQ(WaitBound({"after"}, next)["after"], "lead-node");
   // Room is counted across the change: 2 CPUs, 100m + 100m used, 1900m does not fit.

@@ -37,9 +37,9 @@
 namespace ganglion::orchestrator::scheduler {
 
 struct SchedulerOptions {
-  // Writes (binds, status updates, events) running at once; a decision
-  // waits for a free writer, so at most this many pods are assumed but not
-  // yet bound.
+  // Writes (binds, status updates, events) running or waiting at once; a
+  // decision waits for a free writer, so at most this many binds are in
+  // flight.
   int writes_in_flight_max = 64;
   // Pods waiting for a decision (the work queue's bound; one pod is decided
   // per Reconcile). Beyond it a pod is picked up again on its next change.
