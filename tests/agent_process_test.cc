@@ -491,7 +491,7 @@ TEST_F(AgentProcessTest, DeleteStopsProcessesWithinTheGracePeriod) {
 }
 
 TEST_F(AgentProcessTest, InitContainerAndEmptyDirThenSucceeded) {
-  const std::string yaml = absl::StrCat(R"(apiVersion: v1
+  const std::string yaml = absl::StrCat(R"y(apiVersion: v1
 kind: Pod
 metadata: {name: job}
 spec:
@@ -501,16 +501,16 @@ spec:
   initContainers:
   - name: prepare
     image: busybox:1.36
-    command: [sh, -c, "echo prepared-by-init > shared/msg", )", Marker("job"), R"(]
+    command: [sh, -c, "echo prepared-by-init > shared/msg", )y", Marker("job"), R"y(]
     volumeMounts: [{name: shared, mountPath: /shared}]
   containers:
   - name: main
     image: busybox:1.36
     command: [sh, -c, "cat data/msg; echo pod=$POD_NAME ns=$POD_NAMESPACE node=$NODE_NAME me=$(ME)",
-              )", Marker("job"), R"(]
+              )y", Marker("job"), R"y(]
     env: [{name: ME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
     volumeMounts: [{name: shared, mountPath: /data}]
-)");
+)y");
   ASSERT_EQ(K({"apply", "-f", "-"}, yaml).exit_code, 0);
   ASSERT_TRUE(WaitPod("job", [](const Json& p) { return p["status"].value("phase", "") == "Succeeded"; }))
       << GetPod("job").dump(2);

@@ -343,6 +343,11 @@ TEST_F(HandlerTest, BoundPodWaitsForItsAgentsZeroGraceConfirmation) {
   ASSERT_EQ(marked.status, 200);
   EXPECT_EQ(J(marked)["metadata"]["deletionGracePeriodSeconds"], 20);
   EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  // The agent's status writes while it stops the processes keep it too.
+  Json current = J(Do("GET", path + "/p"));
+  current["status"]["phase"] = "Running";
+  EXPECT_EQ(Do("PUT", path + "/p/status", current.dump()).status, 200);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
   // A second plain delete changes nothing.
   EXPECT_EQ(Do("DELETE", path + "/p").status, 200);
   EXPECT_EQ(Do("GET", path + "/p").status, 200);
@@ -353,6 +358,18 @@ TEST_F(HandlerTest, BoundPodWaitsForItsAgentsZeroGraceConfirmation) {
   // ...its own removes the object.
   Json confirm = {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", uid}}}};
   EXPECT_EQ(Do("DELETE", path + "/p", confirm.dump()).status, 200);
+  EXPECT_EQ(Do("GET", path + "/p").status, 404);
+  // With a finalizer, the confirmation is recorded and the last finalizer removes it.
+  pod["metadata"]["finalizers"] = Json::array({"example.com/hold"});
+  Json held = J(Do("POST", path, pod.dump()));
+  ASSERT_EQ(Do("DELETE", path + "/p").status, 200);
+  Json confirm_held = {{"gracePeriodSeconds", 0},
+                       {"preconditions", {{"uid", held["metadata"]["uid"]}}}};
+  auto recorded = Do("DELETE", path + "/p", confirm_held.dump());
+  ASSERT_EQ(recorded.status, 200);
+  EXPECT_EQ(J(recorded)["metadata"]["deletionGracePeriodSeconds"], 0);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  Do("PATCH", path + "/p", R"({"metadata":{"finalizers":null}})", "application/merge-patch+json");
   EXPECT_EQ(Do("GET", path + "/p").status, 404);
 }
 

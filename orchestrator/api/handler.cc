@@ -748,9 +748,12 @@ std::variant<Json, ApiError> ApiHandler::Store(const ResourceType& type, Json o,
     return o;  // a no-op write changes nothing, not even the revision
   }
   const std::string key = KeyFor(type, MetaString(old, "namespace"), name);
-  // An object being deleted goes once its last finalizer is removed.
+  // An object being deleted goes once its last finalizer is removed; a pod
+  // on a node also waits for its agent to confirm (deletionGracePeriodSeconds 0).
   const Json* finalizers = Find(o, {"metadata", "finalizers"});
-  if (meta.contains("deletionTimestamp") &&
+  const bool awaiting_agent = type.kind == "Pod" && Find(o, {"spec", "nodeName"}) &&
+                              IntAt(meta, "deletionGracePeriodSeconds", 0) > 0;
+  if (meta.contains("deletionTimestamp") && !awaiting_agent &&
       (finalizers == nullptr || !finalizers->is_array() || finalizers->empty())) {
     auto deleted = store_.Delete(key, old_revision);
     if (!deleted.ok()) return FromStore(deleted.status(), type, name);
@@ -1079,9 +1082,21 @@ std::variant<Json, ApiError> ApiHandler::DeleteObject(const ResourceType& type,
       // A pod's node agent (or a forced delete) confirms with a zero grace
       // period once its processes are gone; anything else waits for the
       // object's last finalizer.
-      const bool confirm_pod = type.kind == "Pod" && grace_seconds == int64_t{0} &&
-                               finalizers.empty();
-      if (!confirm_pod) return o;
+      if (type.kind != "Pod" || grace_seconds != int64_t{0}) return o;
+      if (!finalizers.empty()) {
+        // Confirmed, but held by finalizers: it goes with the last of them.
+        if (IntAt(o["metadata"], "deletionGracePeriodSeconds", 0) == 0) return o;
+        Json confirmed = o;
+        confirmed["metadata"]["deletionGracePeriodSeconds"] = 0;
+        confirmed["metadata"].erase("resourceVersion");
+        auto updated = store_.Update(key, confirmed.dump(), stored->mod_revision);
+        if (!updated.ok()) {
+          if (absl::IsAborted(updated.status())) continue;
+          return FromStore(updated.status(), type, name);
+        }
+        confirmed["metadata"]["resourceVersion"] = absl::StrCat(*updated);
+        return confirmed;
+      }
     }
     const bool foreground = propagation == "Foreground";
     // A pod on a node is stopped by its node agent first, within its grace period.
