@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -133,11 +134,13 @@ int HttpGet(const std::string& ip, int port) {
 
 class AgentProcess {
  public:
-  AgentProcess(std::string name, std::string root_dir, std::string endpoints, std::string log)
+  AgentProcess(std::string name, std::string root_dir, std::string endpoints, std::string log,
+               std::vector<std::string> args_override = {})
       : name_(std::move(name)),
         root_dir_(std::move(root_dir)),
         endpoints_(std::move(endpoints)),
-        log_(std::move(log)) {}
+        log_(std::move(log)),
+        args_override_(std::move(args_override)) {}
   ~AgentProcess() { Kill(SIGKILL); }
 
   void Start() {
@@ -150,6 +153,10 @@ class AgentProcess {
                                      "--backoff-max", "4",
                                      "--capacity", "cpu=2,memory=4Gi,pods=50",
                                      "--labels", "tier=test"};
+    if (!args_override_.empty()) {
+      args = {GANGLION_AGENT_BINARY, "--endpoints", endpoints_};
+      args.insert(args.end(), args_override_.begin(), args_override_.end());
+    }
     pid_ = fork();
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -177,6 +184,7 @@ class AgentProcess {
 
  private:
   std::string name_, root_dir_, endpoints_, log_;
+  std::vector<std::string> args_override_;
   pid_t pid_ = 0;
 };
 
@@ -200,6 +208,7 @@ class AgentProcessTest : public ::testing::Test {
     for (int i = 0; i < cluster_->size(); ++i) {
       endpoints.push_back(cluster_->member(i).ClientEndpoint());
     }
+    endpoints_ = absl::StrJoin(endpoints, ",");
     for (int i = 0; i < 2; ++i) {
       const std::string name = absl::StrCat("node-", i + 1);
       const std::string root = absl::StrCat(cluster_->data_root(), "/agent-", name);
@@ -313,10 +322,12 @@ class AgentProcessTest : public ::testing::Test {
 
   static ProcessCluster* cluster_;
   static AgentProcess* agents_[2];
+  static std::string endpoints_;
   std::string ns_;
 };
 
 ProcessCluster* AgentProcessTest::cluster_ = nullptr;
+std::string AgentProcessTest::endpoints_;
 AgentProcess* AgentProcessTest::agents_[2] = {nullptr, nullptr};
 
 TEST_F(AgentProcessTest, NodesRegisterWithLeaseAndCapacity) {
@@ -561,6 +572,44 @@ TEST_F(AgentProcessTest, AgentKilledAndRestartedAdoptsAndCleansUp) {
   EXPECT_EQ(ProcessesWith(Marker("keep")).size(), 1u);
   ASSERT_EQ(K({"delete", "pod", "keep", "--timeout=60s"}).exit_code, 0);
   EXPECT_TRUE(ProcessesWith(Marker("keep")).empty());
+}
+
+TEST_F(AgentProcessTest, HollowNodesRegisterRunAndDeletePods) {
+  constexpr int kNodes = 20, kPods = 40;
+  AgentProcess hollow("hollow", "", endpoints_, absl::StrCat(cluster_->data_root(), "/hollow.log"),
+                      {"--hollow", "--count", absl::StrCat(kNodes), "--name-prefix", "hollow-",
+                       "--threads", "2"});
+  hollow.Start();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Kubectl({"get", "nodes", "-l", "ganglion.io/hollow=true", "-o", "name"});
+        return r.exit_code == 0 && std::count(r.out.begin(), r.out.end(), '\n') == kNodes;
+      },
+      milliseconds(30000)))
+      << TailFile(hollow.log());
+  auto lease = Kubectl({"get", "lease", "-n", "kube-node-lease", "hollow-7", "-o",
+                        "jsonpath={.spec.holderIdentity}"});
+  EXPECT_EQ(lease.out, "hollow-7");
+  std::string manifests;
+  for (int i = 0; i < kPods; ++i) {
+    absl::StrAppend(&manifests, "---\napiVersion: v1\nkind: Pod\nmetadata: {name: h", i,
+                    "}\nspec:\n  nodeName: hollow-", i % kNodes,
+                    "\n  containers: [{name: c, image: none, command: [sleep, '1']}]\n");
+  }
+  ASSERT_EQ(K({"apply", "-f", "-"}, manifests).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = K({"get", "pods", "--field-selector", "status.phase=Running", "-o", "name"});
+        return std::count(r.out.begin(), r.out.end(), '\n') == kPods;
+      },
+      milliseconds(60000)))
+      << TailFile(hollow.log());
+  Json p = GetPod("h3");
+  EXPECT_EQ(Condition(p, "Ready"), "True");
+  EXPECT_FALSE(p["status"].value("podIP", "").empty());
+  ASSERT_EQ(K({"delete", "pods", "--all", "--timeout=60s"}).exit_code, 0);
+  EXPECT_EQ(K({"get", "pods", "-o", "name"}).out, "");
+  hollow.Kill(SIGTERM);
 }
 
 TEST_F(AgentProcessTest, SurvivesTheLossOfAMember) {
