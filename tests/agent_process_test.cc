@@ -389,12 +389,15 @@ TEST_F(AgentProcessTest, TwoPodsWithTheSamePortBothServe) {
 
 TEST_F(AgentProcessTest, KilledContainerRestartsAndKeepsPreviousLogs) {
   ApplyPod("crash", "node-1",
-           "echo run started $(date +%s%N); echo to-stderr >&2; sleep 1000");
+           "echo run started $(date +%s%N); sleep 0.2; echo to-stderr >&2; sleep 1000");
   ASSERT_TRUE(WaitPod("crash", Running)) << GetPod("crash").dump(2);
   std::vector<Proc> procs;
   ASSERT_TRUE(WaitFor([&] { return (procs = ProcessesWith(Marker("crash"))).size() == 1; },
                       milliseconds(5000)));
   const pid_t first = procs[0].pid;
+  // Both lines are out before the kill.
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(K({"logs", "crash"}).out, "to-stderr"); },
+                      milliseconds(10000)));
   ASSERT_EQ(::kill(first, SIGKILL), 0);
   ASSERT_TRUE(WaitPod("crash", [](const Json& p) { return RestartCount(p) >= 1 && Running(p); }))
       << GetPod("crash").dump(2);
@@ -438,6 +441,15 @@ TEST_F(AgentProcessTest, CrashLoopBacksOffAndFollowStreams) {
   })) << GetPod("loop").dump(2);
   Json p = GetPod("loop");
   EXPECT_EQ(p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 3);
+  // The agent records what happened as Events, as kubelet does.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto events = K({"get", "events", "-o", "json"});
+        return absl::StrContains(events.out, "\"BackOff\"") &&
+               absl::StrContains(events.out, "\"Started\"");
+      },
+      milliseconds(10000)))
+      << K({"get", "events"}).out;
   ASSERT_EQ(K({"delete", "pod", "loop", "--timeout=60s"}).exit_code, 0);
 }
 
@@ -452,6 +464,8 @@ TEST_F(AgentProcessTest, FailingLivenessProbeRestarts) {
   Json p = GetPod("live");
   EXPECT_TRUE(p["status"]["containerStatuses"][0]["lastState"].contains("terminated"))
       << p.dump(2);
+  auto events = K({"get", "events", "-o", "json"});
+  EXPECT_TRUE(absl::StrContains(events.out, "Liveness probe failed")) << events.out;
   ASSERT_EQ(K({"delete", "pod", "live", "--timeout=60s"}).exit_code, 0);
 }
 

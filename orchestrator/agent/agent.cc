@@ -125,6 +125,7 @@ absl::Status Agent::Start() {
 
   threads_.emplace_back([this] { SyncLoop(); });
   threads_.emplace_back([this] { HeartbeatLoop(); });
+  threads_.emplace_back([this] { EventLoop(); });
   for (int i = 0; i < options_.prober_threads; ++i) threads_.emplace_back([this] { ProberLoop(); });
   return absl::OkStatus();
 }
@@ -225,6 +226,7 @@ void Agent::SyncOnce(absl::Time now) {
     workers_[uid] = std::make_unique<PodWorker>(worker_config_, std::move(record));
   }
   std::vector<ProbeJob> jobs;
+  std::vector<std::pair<Json, PodEvent>> events;
   std::map<std::string, std::pair<std::string, std::map<std::string, LogLocation>>> index;
   for (auto it = workers_.begin(); it != workers_.end();) {
     PodWorker& w = *it->second;
@@ -235,6 +237,9 @@ void Agent::SyncOnce(absl::Time now) {
       if (auto status = w.StatusToWrite()) WriteStatus(w, *pod, *status);
       if (w.ReadyToConfirmDelete()) ConfirmDelete(w, *pod);
       for (ProbeJob& j : w.TakeDueProbes(now)) jobs.push_back(std::move(j));
+    }
+    for (PodEvent& e : w.TakeEvents()) {
+      if (pod != nullptr) events.emplace_back(*pod, std::move(e));
     }
     if (w.Done()) {
       spdlog::info("event=agent_pod_removed pod={}/{} uid={}", w.record().namespace_name,
@@ -252,8 +257,12 @@ void Agent::SyncOnce(absl::Time now) {
     std::lock_guard lock(mu_);
     log_index_ = std::move(index);
     for (ProbeJob& j : jobs) probe_queue_.push_back(std::move(j));
+    for (auto& e : events) {
+      if (events_.size() >= kEventsQueuedMax) events_.pop_front();
+      events_.push_back(std::move(e));
+    }
   }
-  if (!jobs.empty()) cv_.notify_all();
+  if (!jobs.empty() || !events.empty()) cv_.notify_all();
 }
 
 void Agent::WriteStatus(PodWorker& worker, const Json& pod, const Json& status) {
@@ -317,6 +326,21 @@ void Agent::HeartbeatLoop() {
                      std::string(s.message()));
       }
     }
+  }
+}
+
+void Agent::EventLoop() {
+  while (true) {
+    std::pair<Json, PodEvent> next;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !events_.empty(); });
+      if (stop_) return;
+      next = std::move(events_.front());
+      events_.pop_front();
+    }
+    const PodEvent& e = next.second;
+    (void)client_->RecordEvent(next.first, e.type, e.reason, e.message);
   }
 }
 

@@ -64,6 +64,7 @@ class Agent {
   LogSource LookupLogs(const std::string& ns, const std::string& pod, const std::string& container,
                        bool previous);
   void Enqueue();
+  void EventLoop();
 
   AgentOptions options_;
   WorkerConfig worker_config_;
@@ -95,6 +96,10 @@ class Agent {
     ProbeResult result;
   };
   std::vector<ProbeDone> probe_results_;
+  // Events to record, written by their own thread so that a slow write never
+  // delays a pod's start; best effort: beyond kEventsQueuedMax they are dropped.
+  static constexpr size_t kEventsQueuedMax = 1000;
+  std::deque<std::pair<Json, PodEvent>> events_;
   // ns/pod -> uid, container -> location: what the log server may read.
   std::map<std::string, std::pair<std::string, std::map<std::string, LogLocation>>> log_index_;
 

@@ -111,6 +111,12 @@ void PodWorker::Save() {
   }
 }
 
+void PodWorker::Event(const std::string& type, const std::string& reason,
+                      const std::string& message) {
+  if (events_.size() >= kPendingEventsMax) events_.erase(events_.begin());
+  events_.push_back({type, reason, message});
+}
+
 void PodWorker::UpdateSpec(const Json& pod) {
   pod_ = pod;
   if (!containers_.empty()) {
@@ -265,6 +271,11 @@ void PodWorker::Start(Container& c, absl::Time now) {
     return;
   }
   if (now < c.next_start) {
+    if (c.waiting_reason != "CrashLoopBackOff") {
+      Event("Warning", "BackOff", absl::StrCat("Back-off restarting failed container ", c.name,
+                                               " in pod ", record_.name, "_",
+                                               record_.namespace_name, "(", record_.uid, ")"));
+    }
     c.waiting_reason = "CrashLoopBackOff";
     c.waiting_message =
         absl::StrCat("back-off ", absl::FormatDuration(c.backoff.current()),
@@ -317,6 +328,7 @@ void PodWorker::Start(Container& c, absl::Time now) {
   fs::remove(spec.exit_path, ec);
   auto pid = Launch(spec);
   if (!pid.ok()) {
+    Event("Warning", "Failed", absl::StrCat("Error: ", pid.status().message()));
     c.waiting_reason = "RunContainerError";
     c.waiting_message = std::string(pid.status().message());
     c.next_start = c.backoff.OnExit(now, now);
@@ -328,6 +340,8 @@ void PodWorker::Start(Container& c, absl::Time now) {
   r.started_at = now;
   r.run = run;
   if (!first) ++r.restart_count;
+  Event("Normal", "Started",
+        absl::StrCat("Started container ", c.name, " (process group ", *pid, ")"));
   c.waiting_reason.clear();
   c.waiting_message.clear();
   c.stop_deadline = absl::InfiniteFuture();
@@ -344,6 +358,9 @@ void PodWorker::Stop(Container& c, absl::Time now, absl::Duration grace) {
   const ContainerRecord* r = Rec(c);
   if (r == nullptr || r->pid == 0 || c.stop_deadline != absl::InfiniteFuture()) return;
   SignalGroup(r->pid, SIGTERM);
+  Event("Normal", "Killing",
+        absl::StrCat("Stopping container ", c.name, " (grace period ",
+                     absl::FormatDuration(grace), ")"));
   c.stop_deadline = now + grace;
   Wake(c.stop_deadline);
 }
@@ -353,7 +370,12 @@ void PodWorker::Terminate(absl::Time now) {
     const int64_t grace = gone_ ? 0 : GraceSeconds(pod_);
     kill_at_ = now + absl::Seconds(grace);
     for (Container& c : containers_) {
-      if (const ContainerRecord* r = Rec(c); r && r->pid != 0) SignalGroup(r->pid, SIGTERM);
+      if (const ContainerRecord* r = Rec(c); r && r->pid != 0) {
+        SignalGroup(r->pid, SIGTERM);
+        if (!gone_) {
+          Event("Normal", "Killing", absl::StrCat("Stopping container ", c.name));
+        }
+      }
     }
   }
   for (Container& c : containers_) {
@@ -556,11 +578,20 @@ void PodWorker::OnProbeResult(const std::string& container, ProbeKind kind, bool
     const int k = static_cast<int>(kind);
     c.probe_running[k] = false;
     if (!c.probes[k]) return;  // the run it probed is over
-    c.probes[k]->Record(success, now, message);
+    const bool changed = c.probes[k]->Record(success, now, message);
+    // A failing readiness probe is reported when it turns the container
+    // unready, not every period; the others at most failureThreshold times a run.
+    if (!success && (changed || kind != ProbeKind::kReadiness)) {
+      Event("Warning", "Unhealthy",
+            absl::StrCat(ProbeKindName(kind), " probe failed: ", message));
+    }
     Wake(c.probes[k]->next_due());
     const bool failed = !c.probes[k]->passing();
     if (failed && (kind == ProbeKind::kLiveness || kind == ProbeKind::kStartup)) {
       c.killed_by_probe = true;
+      Event("Normal", "Killing",
+            absl::StrCat("Container ", c.name, " failed ", ProbeKindName(kind),
+                         " probe, will be restarted"));
       int64_t grace = 30;
       if (const Json* g = FindPath(pod_, {"spec", "terminationGracePeriodSeconds"});
           g && g->is_number_integer()) {

@@ -9,7 +9,9 @@
 // of a pod it stopped, and never report a container running that is not.
 #pragma once
 
+#include <algorithm>
 #include <map>
+#include <utility>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +46,13 @@ struct ProbeJob {
 };
 
 // Where a container's logs are, for the log server.
+// An Event about the pod the agent should record (best effort).
+struct PodEvent {
+  std::string type;  // Normal, Warning
+  std::string reason;
+  std::string message;
+};
+
 struct LogLocation {
   std::string dir;
   int run = 0;  // the current (or last) run; 0: never started
@@ -72,6 +81,8 @@ class PodWorker {
   void RemoveFiles();
 
   const PodRecord& record() const { return record_; }
+  // Events since the last call (bounded by kPendingEventsMax; older ones dropped).
+  std::vector<PodEvent> TakeEvents() { return std::exchange(events_, {}); }
   std::map<std::string, LogLocation> LogLocations() const;
   std::string PodDir() const;
   // The earliest time something is due (a start, a kill, a probe).
@@ -112,6 +123,8 @@ class PodWorker {
   Json ContainerStatus(const Container& c) const;
   void Save();
   void Wake(absl::Time at) { next_wake_ = std::min(next_wake_, at); }
+  void Event(const std::string& type, const std::string& reason, const std::string& message);
+  static constexpr size_t kPendingEventsMax = 64;
 
   const WorkerConfig& config_;
   PodRecord record_;
@@ -125,6 +138,7 @@ class PodWorker {
   std::optional<Json> written_status_;
   std::map<std::string, std::pair<std::string, absl::Time>> conditions_;  // type -> status, since
   absl::Time next_wake_ = absl::InfiniteFuture();
+  std::vector<PodEvent> events_;  // bounded by kPendingEventsMax
 };
 
 }  // namespace ganglion::orchestrator::agent

@@ -1,6 +1,6 @@
 #include "orchestrator/agent/process.h"
 
-#include <sys/select.h>
+#include <poll.h>
 #include <cstdio>
 #include <dirent.h>
 #include <fcntl.h>
@@ -134,56 +134,60 @@ int RunShim(int argc, char** argv) {
   ::close(err_pipe[1]);
   LogWriter writer(log_path, rotate_bytes);
   writer.Open();
-  std::mutex write_mu;
-  std::atomic<bool> give_up{false};
-  auto pump = [&](int fd, const std::string stream) {
-    // Poll with a timeout so the reader can stop once the command is gone
-    // even if a descendant keeps the pipe open.
-    std::string pending;
+  // One thread reads both pipes, so lines written one after the other keep
+  // their order in the log even across stdout and stderr (when both are
+  // readable at once, stdout goes first). After the command exited it goes on
+  // for kDrainAfterExit at most, for descendants that still hold the pipes.
+  std::atomic<bool> exited{false};
+  std::thread reader([&] {
+    struct Stream {
+      int fd;
+      const char* name;
+      std::string pending;
+    } streams[2] = {{out_pipe[0], "stdout", {}}, {err_pipe[0], "stderr", {}}};
+    absl::Time give_up_at = absl::InfiniteFuture();
     char buf[8192];
-    while (true) {
-      struct timeval tv = {0, 100 * 1000};
-      fd_set set;
-      FD_ZERO(&set);
-      FD_SET(fd, &set);
-      const int ready = ::select(fd + 1, &set, nullptr, nullptr, &tv);
-      if (ready == 0) {
-        if (give_up.load()) break;
-        continue;
+    int open_count = 2;
+    while (open_count > 0) {
+      if (exited.load() && give_up_at == absl::InfiniteFuture()) {
+        give_up_at = absl::Now() + absl::FromChrono(kDrainAfterExit);
       }
-      if (ready < 0 && errno == EINTR) continue;
-      const ssize_t n = ready < 0 ? -1 : ::read(fd, buf, sizeof(buf));
-      if (n <= 0) break;
-      pending.append(buf, static_cast<size_t>(n));
-      size_t start = 0;
-      while (true) {
-        const size_t nl = pending.find('\n', start);
-        if (nl == std::string::npos) break;
-        std::lock_guard lock(write_mu);
-        writer.Write(stream, false, std::string_view(pending).substr(start, nl - start));
-        start = nl + 1;
-      }
-      pending.erase(0, start);
-      while (pending.size() >= kLogChunkBytesMax) {
-        std::lock_guard lock(write_mu);
-        writer.Write(stream, true, std::string_view(pending).substr(0, kLogChunkBytesMax));
-        pending.erase(0, kLogChunkBytesMax);
+      if (absl::Now() >= give_up_at) break;
+      pollfd fds[2];
+      for (int i = 0; i < 2; ++i) fds[i] = {streams[i].fd, POLLIN, 0};
+      const int ready = ::poll(fds, 2, 100);
+      if (ready <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        Stream& st = streams[i];
+        if (st.fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        const ssize_t n = ::read(st.fd, buf, sizeof(buf));
+        if (n <= 0) {
+          if (n < 0 && errno == EINTR) continue;
+          st.fd = -1;
+          --open_count;
+          continue;
+        }
+        st.pending.append(buf, static_cast<size_t>(n));
+        size_t start = 0;
+        for (size_t nl; (nl = st.pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+          writer.Write(st.name, false, std::string_view(st.pending).substr(start, nl - start));
+        }
+        st.pending.erase(0, start);
+        while (st.pending.size() >= kLogChunkBytesMax) {
+          writer.Write(st.name, true, std::string_view(st.pending).substr(0, kLogChunkBytesMax));
+          st.pending.erase(0, kLogChunkBytesMax);
+        }
       }
     }
-    if (!pending.empty()) {
-      std::lock_guard lock(write_mu);
-      writer.Write(stream, true, pending);
+    for (Stream& st : streams) {
+      if (!st.pending.empty()) writer.Write(st.name, true, st.pending);
     }
-  };
-  std::thread out_thread(pump, out_pipe[0], "stdout");
-  std::thread err_thread(pump, err_pipe[0], "stderr");
+  });
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
-  std::this_thread::sleep_for(kDrainAfterExit);
-  give_up = true;
-  out_thread.join();
-  err_thread.join();
+  exited = true;
+  reader.join();
   int code = 0, sig = 0;
   if (WIFEXITED(status)) code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {
