@@ -6,7 +6,9 @@
 #   scripts/cluster.sh logs [name] tail of one member's log (or all)
 # Members m1 m2 m3: client 2379/22379/32379, peer 2380/22380/32380,
 # metrics 2381/22381/32381, Kubernetes-shaped API 6443/26443/36443 (ganglion
-# only; `up` writes <data>/kubeconfig with one context per member). Data, logs (<data>/<name>.log) and pid files
+# only; `up` writes <data>/kubeconfig with one context per member), and two
+# node agents node-1/node-2 (ganglion only; logs served on 10250/10251; `down`
+# also stops the containers they ran). Data, logs (<data>/<name>.log) and pid files
 # (<data>/<name>.pid) live under ./data or $GANGLION_DATA.
 # GANGLION_BIN overrides the server binary; the flags are etcd 3.4's, so
 # GANGLION_BIN=/usr/bin/etcd runs the same cluster with real etcd.

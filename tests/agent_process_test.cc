@@ -198,10 +198,14 @@ class AgentProcessTest : public ::testing::Test {
     cluster_ = new ProcessCluster(options);
     absl::Status started = cluster_->Start();
     ASSERT_TRUE(started.ok()) << started;
-    std::ofstream(Kubeconfig()) << "apiVersion: v1\nkind: Config\nclusters:\n- name: g\n  cluster:\n"
-                                << "    server: " << cluster_->member(0).ApiUrl() << "\n"
-                                << "contexts:\n- name: g\n  context: {cluster: g, user: g}\n"
-                                << "users:\n- name: g\n  user: {}\ncurrent-context: g\n";
+    for (int i = 0; i < cluster_->size(); ++i) {
+      api_member_ = i;
+      std::ofstream(Kubeconfig()) << "apiVersion: v1\nkind: Config\nclusters:\n- name: g\n"
+                                  << "  cluster:\n    server: " << cluster_->member(i).ApiUrl()
+                                  << "\ncontexts:\n- name: g\n  context: {cluster: g, user: g}\n"
+                                  << "users:\n- name: g\n  user: {}\ncurrent-context: g\n";
+    }
+    api_member_ = 0;
     ASSERT_TRUE(WaitFor([] { return Kubectl({"get", "namespace", "default"}).exit_code == 0; },
                         milliseconds(20000)));
     std::vector<std::string> endpoints;
@@ -259,7 +263,10 @@ class AgentProcessTest : public ::testing::Test {
     ASSERT_EQ(created.exit_code, 0) << created.err;
   }
 
-  static std::string Kubeconfig() { return absl::StrCat(cluster_->data_root(), "/kubeconfig"); }
+  // kubectl talks to the API of member api_member_.
+  static std::string Kubeconfig() {
+    return absl::StrCat(cluster_->data_root(), "/kubeconfig-", api_member_);
+  }
 
   static CommandResult Kubectl(std::vector<std::string> args, const std::string& stdin_data = "",
                                milliseconds timeout = kKubectlTimeout) {
@@ -323,11 +330,13 @@ class AgentProcessTest : public ::testing::Test {
   static ProcessCluster* cluster_;
   static AgentProcess* agents_[2];
   static std::string endpoints_;
+  static int api_member_;
   std::string ns_;
 };
 
 ProcessCluster* AgentProcessTest::cluster_ = nullptr;
 std::string AgentProcessTest::endpoints_;
+int AgentProcessTest::api_member_ = 0;
 AgentProcess* AgentProcessTest::agents_[2] = {nullptr, nullptr};
 
 TEST_F(AgentProcessTest, NodesRegisterWithLeaseAndCapacity) {
@@ -627,12 +636,27 @@ TEST_F(AgentProcessTest, HollowNodesRegisterRunAndDeletePods) {
 }
 
 TEST_F(AgentProcessTest, SurvivesTheLossOfAMember) {
-  // The agent was given every member; stop one (not the one kubectl uses).
-  ASSERT_TRUE(cluster_->Stop(2).ok());
+  // The agents prefer the first endpoint (m1): stop that member, and drive
+  // kubectl through m2. Their watch, lease renewals and status writes must
+  // move to the remaining members.
+  api_member_ = 1;
+  struct Restore {
+    ~Restore() { api_member_ = 0; }
+  } restore;
+  ASSERT_TRUE(cluster_->Stop(0).ok());
+  auto renew_time = [] {
+    return Kubectl({"get", "lease", "-n", "kube-node-lease", "node-1", "-o",
+                    "jsonpath={.spec.renewTime}"})
+        .out;
+  };
+  const std::string before = renew_time();
   ApplyPod("after-loss", "node-1", "sleep 1000");
   EXPECT_TRUE(WaitPod("after-loss", Running, milliseconds(40000))) << GetPod("after-loss").dump(2);
+  EXPECT_TRUE(WaitFor([&] { return renew_time() != before; }, milliseconds(25000)))
+      << "node-1's lease was not renewed without m1: " << TailFile(agents_[0]->log());
   ASSERT_EQ(K({"delete", "pod", "after-loss", "--timeout=60s"}).exit_code, 0);
-  ASSERT_TRUE(cluster_->Restart(2).ok());
+  EXPECT_TRUE(ProcessesWith(Marker("after-loss")).empty());
+  ASSERT_TRUE(cluster_->Restart(0).ok());
 }
 
 }  // namespace
