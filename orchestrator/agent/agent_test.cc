@@ -40,7 +40,7 @@ class TempDir {
 
 const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
 
-TEST(Backoff, DoublesFromInitialToMax) {
+TEST(AgentBackoff, DoublesFromInitialToMax) {
   RestartBackoff b({absl::Seconds(10), absl::Seconds(60), absl::Minutes(10)});
   absl::Time t = kT0;
   std::vector<int64_t> waits;
@@ -52,7 +52,7 @@ TEST(Backoff, DoublesFromInitialToMax) {
   EXPECT_EQ(waits, (std::vector<int64_t>{10, 20, 40, 60, 60, 60}));
 }
 
-TEST(Backoff, LongRunForgetsEarlierCrashes) {
+TEST(AgentBackoff, LongRunForgetsEarlierCrashes) {
   RestartBackoff b({absl::Seconds(10), absl::Minutes(5), absl::Minutes(10)});
   b.OnExit(kT0, kT0 + absl::Seconds(1));
   b.OnExit(kT0, kT0 + absl::Seconds(2));
@@ -70,20 +70,20 @@ ProbeSpec Spec(int period, int initial_delay, int success, int failure) {
   return s;
 }
 
-TEST(Probe, FirstDueAfterInitialDelayThenEveryPeriod) {
+TEST(AgentProbe, FirstDueAfterInitialDelayThenEveryPeriod) {
   ProbeTracker t(Spec(5, 3, 1, 3), ProbeKind::kReadiness, kT0);
   EXPECT_EQ(t.next_due(), kT0 + absl::Seconds(3));
   t.Record(true, kT0 + absl::Seconds(3));
   EXPECT_EQ(t.next_due(), kT0 + absl::Seconds(8));
 }
 
-TEST(Probe, ReadinessStartsFailingLivenessStartsPassing) {
+TEST(AgentProbe, ReadinessStartsFailingLivenessStartsPassing) {
   EXPECT_FALSE(ProbeTracker(Spec(1, 0, 1, 3), ProbeKind::kReadiness, kT0).passing());
   EXPECT_FALSE(ProbeTracker(Spec(1, 0, 1, 3), ProbeKind::kStartup, kT0).passing());
   EXPECT_TRUE(ProbeTracker(Spec(1, 0, 1, 3), ProbeKind::kLiveness, kT0).passing());
 }
 
-TEST(Probe, ThresholdsCountConsecutiveResults) {
+TEST(AgentProbe, ThresholdsCountConsecutiveResults) {
   ProbeTracker t(Spec(1, 0, 2, 3), ProbeKind::kReadiness, kT0);
   EXPECT_FALSE(t.Record(true, kT0));
   EXPECT_FALSE(t.passing());
@@ -99,7 +99,7 @@ TEST(Probe, ThresholdsCountConsecutiveResults) {
   EXPECT_FALSE(t.passing());
 }
 
-TEST(Probe, ParsesHandlersAndNamedPorts) {
+TEST(AgentProbe, ParsesHandlersAndNamedPorts) {
   nlohmann::json c = nlohmann::json::parse(R"({
     "ports": [{"name": "http", "containerPort": 8080}],
     "livenessProbe": {"httpGet": {"path": "healthz", "port": "http"}, "periodSeconds": 2,
@@ -122,7 +122,7 @@ TEST(Probe, ParsesHandlersAndNamedPorts) {
   EXPECT_NE(error.find("grpc"), std::string::npos) << error;
 }
 
-TEST(Probe, ExecAndTcpRunForReal) {
+TEST(AgentProbe, ExecAndTcpRunForReal) {
   ProbeSpec exec;
   exec.command = {"sh", "-c", "exit 0"};
   ProbeContext context;
@@ -142,7 +142,7 @@ TEST(Probe, ExecAndTcpRunForReal) {
   EXPECT_FALSE(RunProbe(tcp, context).success);
 }
 
-TEST(Logs, LineRoundTrip) {
+TEST(AgentLogs, LineRoundTrip) {
   const absl::Time t = kT0 + absl::Nanoseconds(123456789);
   const std::string line = EncodeLogLine(t, "stderr", false, "hello world");
   EXPECT_EQ(line, "2023-11-14T22:13:20.123456789Z stderr F hello world\n");
@@ -155,7 +155,7 @@ TEST(Logs, LineRoundTrip) {
   EXPECT_FALSE(ParseLogLine("garbage").has_value());
 }
 
-TEST(Logs, TailSinceTimestampsAcrossRotation) {
+TEST(AgentLogs, TailSinceTimestampsAcrossRotation) {
   TempDir dir;
   {
     std::ofstream rotated(RunLogPath(dir.path(), 1) + ".1");
@@ -186,7 +186,7 @@ TEST(Logs, TailSinceTimestampsAcrossRotation) {
   EXPECT_TRUE(RunLogFiles(dir.path(), 2).empty());
 }
 
-TEST(Logs, WriterRotatesBySize) {
+TEST(AgentLogs, WriterRotatesBySize) {
   TempDir dir;
   const std::string path = RunLogPath(dir.path(), 1);
   LogWriter w(path, 200);
@@ -199,7 +199,7 @@ TEST(Logs, WriterRotatesBySize) {
   EXPECT_NE(all.find("message number 9\n"), std::string::npos);
 }
 
-TEST(PodIp, AllocatesDistinctAddressesAndReportsExhaustion) {
+TEST(AgentPodIp, AllocatesDistinctAddressesAndReportsExhaustion) {
   auto block = ParseLoopbackBlock("127.1.1.0/30");
   ASSERT_TRUE(block.ok()) << block.status();
   PodIpAllocator a(*block);
@@ -214,7 +214,7 @@ TEST(PodIp, AllocatesDistinctAddressesAndReportsExhaustion) {
   EXPECT_FALSE(a.Reserve("127.1.2.1"));
 }
 
-TEST(PodIp, RejectsBlocksOutsideLoopback) {
+TEST(AgentPodIp, RejectsBlocksOutsideLoopback) {
   EXPECT_FALSE(ParseLoopbackBlock("10.0.0.0/24").ok());
   EXPECT_FALSE(ParseLoopbackBlock("127.1.0.0/8").ok());
   EXPECT_FALSE(ParseLoopbackBlock("127.1.0.0").ok());
@@ -226,7 +226,7 @@ TEST(PodIp, RejectsBlocksOutsideLoopback) {
   EXPECT_NE(DefaultBlockFor("node-2").base, d.base);
 }
 
-TEST(State, RoundTripsThroughAFile) {
+TEST(AgentState, RoundTripsThroughAFile) {
   TempDir dir;
   PodRecord r;
   r.uid = "u-1";
@@ -261,7 +261,7 @@ TEST(State, RoundTripsThroughAFile) {
   EXPECT_FALSE(DecodePodRecord("{\"uid\":\"x\",\"containers\":{\"a\":{\"pid\":\"x\"}}}").ok());
 }
 
-TEST(State, ProcessIdentityUsesStartTime) {
+TEST(AgentState, ProcessIdentityUsesStartTime) {
   auto mine = ProcessStartTicks(getpid());
   ASSERT_TRUE(mine.has_value());
   EXPECT_TRUE(SameProcessAlive(getpid(), *mine));
@@ -269,7 +269,7 @@ TEST(State, ProcessIdentityUsesStartTime) {
   EXPECT_FALSE(ProcessStartTicks(0).has_value());
 }
 
-TEST(Node, ParsesFlags) {
+TEST(AgentNode, ParsesFlags) {
   auto kv = ParseKeyValues("cpu=2, memory=1Gi,pods=10");
   ASSERT_TRUE(kv.ok());
   EXPECT_EQ((*kv)["memory"], "1Gi");
