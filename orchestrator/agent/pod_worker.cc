@@ -369,6 +369,16 @@ void PodWorker::Terminate(absl::Time now) {
   if (kill_at_ == absl::InfiniteFuture()) {
     const int64_t grace = gone_ ? 0 : GraceSeconds(pod_);
     kill_at_ = now + absl::Seconds(grace);
+    // The API server set deletionTimestamp to the end of the grace period: an
+    // agent restarted meanwhile does not grant a second full period.
+    absl::Time deadline;
+    std::string error;
+    if (const Json* ts = FindPath(pod_, {"metadata", "deletionTimestamp"});
+        !gone_ && ts && ts->is_string() &&
+        absl::ParseTime(absl::RFC3339_full, ts->get<std::string>(), &deadline, &error)) {
+      // The stamp has whole seconds: the true end lies within the second after it.
+      kill_at_ = std::clamp(deadline + absl::Seconds(1), now, kill_at_);
+    }
     for (Container& c : containers_) {
       if (const ContainerRecord* r = Rec(c); r && r->pid != 0) {
         SignalGroup(r->pid, SIGTERM);
