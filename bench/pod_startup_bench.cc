@@ -6,7 +6,8 @@
 //
 //   pod_startup_bench --endpoints 127.0.0.1:2379 --nodes node-1,node-2 --pods 50
 //   pod_startup_bench --endpoints ... --node-prefix hollow- --node-count 1000 --pods-per-node 30
-//       [--namespace bench] [--command "sleep 3600"] [--concurrency 8] [--timeout 600] [--cleanup true]
+//       [--namespace bench] [--command "sleep 3600"] [--concurrency 8] [--timeout 600] [--cleanup
+//       true]
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -48,7 +49,8 @@ int main(int argc, char** argv) {
     nodes.push_back(absl::StrCat(flags["node-prefix"], i));
   }
   const int64_t per_node = num("pods-per-node", 0);
-  const int64_t total = per_node > 0 ? per_node * static_cast<int64_t>(nodes.size()) : num("pods", 20);
+  const int64_t total =
+      per_node > 0 ? per_node * static_cast<int64_t>(nodes.size()) : num("pods", 20);
   if (nodes.empty() || flags["endpoints"].empty() || total <= 0) {
     fprintf(stderr, "need --endpoints, --nodes or --node-prefix/--node-count, and pods\n");
     return 2;
@@ -68,12 +70,13 @@ int main(int argc, char** argv) {
   ApiHandler api(**store, "");
   ObjectClient client(api, nullptr, "pod-startup-bench");
   const ResourceType& pods = TypeOf("", "pods");
-  (void)client.Create(TypeOf("", "namespaces"),
-                      Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+  (void)client.Create(
+      TypeOf("", "namespaces"),
+      Json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
 
   const std::string run = absl::StrCat(absl::ToUnixSeconds(absl::Now()) % 100000);
   std::mutex mu;
-  std::map<std::string, absl::Time> created;   // name -> create call start
+  std::map<std::string, absl::Time> created;      // name -> create call start
   std::map<std::string, absl::Duration> running;  // name -> latency
   absl::Time last_running;
   ObjectCache cache(**store, pods);
@@ -142,8 +145,7 @@ int main(int argc, char** argv) {
   };
   printf("pods=%lld nodes=%zu create_failed=%lld running=%zu\n", static_cast<long long>(total),
          nodes.size(), static_cast<long long>(failed.load()), ms.size());
-  printf("create_all_s=%.2f all_running_s=%.2f\n",
-         absl::ToDoubleSeconds(created_all - start),
+  printf("create_all_s=%.2f all_running_s=%.2f\n", absl::ToDoubleSeconds(created_all - start),
          ms.empty() ? -1.0 : absl::ToDoubleSeconds(last_running - start));
   printf("latency_ms p50=%.1f p90=%.1f p99=%.1f max=%.1f\n", pct(0.5), pct(0.9), pct(0.99),
          ms.empty() ? 0.0 : ms.back());

@@ -145,14 +145,22 @@ class AgentProcess {
 
   void Start() {
     std::vector<std::string> args = {GANGLION_AGENT_BINARY,
-                                     "--name", name_,
-                                     "--endpoints", endpoints_,
-                                     "--root-dir", root_dir_,
-                                     "--listen", "127.0.0.1:0",
-                                     "--backoff-initial", "1",
-                                     "--backoff-max", "4",
-                                     "--capacity", "cpu=2,memory=4Gi,pods=50",
-                                     "--labels", "tier=test"};
+                                     "--name",
+                                     name_,
+                                     "--endpoints",
+                                     endpoints_,
+                                     "--root-dir",
+                                     root_dir_,
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--backoff-initial",
+                                     "1",
+                                     "--backoff-max",
+                                     "4",
+                                     "--capacity",
+                                     "cpu=2,memory=4Gi,pods=50",
+                                     "--labels",
+                                     "tier=test"};
     if (!args_override_.empty()) {
       args = {GANGLION_AGENT_BINARY, "--endpoints", endpoints_};
       args.insert(args.end(), args_override_.begin(), args_override_.end());
@@ -206,8 +214,11 @@ class AgentProcessTest : public ::testing::Test {
                                   << "users:\n- name: g\n  user: {}\ncurrent-context: g\n";
     }
     api_member_ = 0;
-    ASSERT_TRUE(WaitFor([] { return Kubectl({"get", "namespace", "default"}).exit_code == 0; },
-                        milliseconds(20000)));
+    ASSERT_TRUE(WaitFor(
+        [] {
+          return Kubectl({"get", "namespace", "default"}).exit_code == 0;
+        },
+        milliseconds(20000)));
     std::vector<std::string> endpoints;
     for (int i = 0; i < cluster_->size(); ++i) {
       endpoints.push_back(cluster_->member(i).ClientEndpoint());
@@ -293,10 +304,10 @@ class AgentProcessTest : public ::testing::Test {
   void ApplyPod(const std::string& name, const std::string& node, const std::string& script,
                 const std::string& extra = "", const std::string& pod_extra = "") {
     const std::string yaml = absl::StrCat(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ", name, "\nspec:\n  nodeName: ", node,
-        "\n", pod_extra, "  containers:\n  - name: main\n    image: busybox:1.36\n",
-        "    command: [sh, -c]\n    args: [", Json(script + "; exit $?").dump(), ", ", Marker(name), "]\n",
-        extra);
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: ", name, "\nspec:\n  nodeName: ", node, "\n",
+        pod_extra, "  containers:\n  - name: main\n    image: busybox:1.36\n",
+        "    command: [sh, -c]\n    args: [", Json(script + "; exit $?").dump(), ", ", Marker(name),
+        "]\n", extra);
     auto r = K({"apply", "-f", "-"}, yaml);
     ASSERT_EQ(r.exit_code, 0) << r.err << "\n" << yaml;
   }
@@ -325,7 +336,9 @@ class AgentProcessTest : public ::testing::Test {
   static int RestartCount(const Json& p) {
     return p["status"]["containerStatuses"][0].value("restartCount", 0);
   }
-  std::string Marker(const std::string& pod) const { return absl::StrCat("agenttest-", ns_, "-", pod); }
+  std::string Marker(const std::string& pod) const {
+    return absl::StrCat("agenttest-", ns_, "-", pod);
+  }
 
   static ProcessCluster* cluster_;
   static AgentProcess* agents_[2];
@@ -367,8 +380,7 @@ TEST_F(AgentProcessTest, NodesRegisterWithLeaseAndCapacity) {
 }
 
 TEST_F(AgentProcessTest, TwoPodsWithTheSamePortBothServe) {
-  const std::string serve =
-      "python3 -m http.server 8080 --bind $POD_IP --directory .";
+  const std::string serve = "python3 -m http.server 8080 --bind $POD_IP --directory .";
   ApplyPod("web-a", "node-1", serve, "    ports: [{containerPort: 8080}]\n");
   ApplyPod("web-b", "node-1", serve, "    ports: [{containerPort: 8080}]\n");
   std::string ips[2];
@@ -388,8 +400,8 @@ TEST_F(AgentProcessTest, TwoPodsWithTheSamePortBothServe) {
   EXPECT_EQ(Condition(p, "Initialized"), "True");
   EXPECT_EQ(Condition(p, "ContainersReady"), "True");
   EXPECT_EQ(p["status"]["containerStatuses"][0]["image"], "busybox:1.36");
-  EXPECT_TRUE(absl::StartsWith(p["status"]["containerStatuses"][0].value("containerID", ""),
-                               "process://"));
+  EXPECT_TRUE(
+      absl::StartsWith(p["status"]["containerStatuses"][0].value("containerID", ""), "process://"));
   auto get = K({"get", "pods", "-o", "wide"});
   EXPECT_TRUE(absl::StrContains(get.out, ips[0])) << get.out;
   ASSERT_EQ(K({"delete", "pod", "web-a", "web-b", "--timeout=60s"}).exit_code, 0);
@@ -405,8 +417,11 @@ TEST_F(AgentProcessTest, KilledContainerRestartsAndKeepsPreviousLogs) {
                       milliseconds(5000)));
   const pid_t first = procs[0].pid;
   // Both lines are out before the kill.
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(K({"logs", "crash"}).out, "to-stderr"); },
-                      milliseconds(10000)));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(K({"logs", "crash"}).out, "to-stderr");
+      },
+      milliseconds(10000)));
   ASSERT_EQ(::kill(first, SIGKILL), 0);
   ASSERT_TRUE(WaitPod("crash", [](const Json& p) { return RestartCount(p) >= 1 && Running(p); }))
       << GetPod("crash").dump(2);
@@ -467,12 +482,11 @@ TEST_F(AgentProcessTest, FailingLivenessProbeRestarts) {
            "    livenessProbe:\n      exec: {command: [sh, -c, 'exit 1']}\n"
            "      periodSeconds: 1\n      failureThreshold: 2\n",
            "  terminationGracePeriodSeconds: 2\n");
-  ASSERT_TRUE(WaitPod("live", [](const Json& p) { return RestartCount(p) >= 1; },
-                      milliseconds(40000)))
+  ASSERT_TRUE(WaitPod(
+      "live", [](const Json& p) { return RestartCount(p) >= 1; }, milliseconds(40000)))
       << GetPod("live").dump(2);
   Json p = GetPod("live");
-  EXPECT_TRUE(p["status"]["containerStatuses"][0]["lastState"].contains("terminated"))
-      << p.dump(2);
+  EXPECT_TRUE(p["status"]["containerStatuses"][0]["lastState"].contains("terminated")) << p.dump(2);
   auto events = K({"get", "events", "-o", "json"});
   EXPECT_TRUE(absl::StrContains(events.out, "Liveness probe failed")) << events.out;
   ASSERT_EQ(K({"delete", "pod", "live", "--timeout=60s"}).exit_code, 0);
@@ -482,8 +496,7 @@ TEST_F(AgentProcessTest, ReadinessGatesReadyAndHttpProbePasses) {
   ApplyPod("unready", "node-1", "sleep 1000",
            "    readinessProbe:\n      exec: {command: [test, -f, /nonexistent/ready]}\n"
            "      periodSeconds: 1\n");
-  ApplyPod("httpready", "node-1",
-           "python3 -m http.server 8081 --bind $POD_IP",
+  ApplyPod("httpready", "node-1", "python3 -m http.server 8081 --bind $POD_IP",
            "    readinessProbe:\n      httpGet: {path: /, port: 8081}\n      periodSeconds: 1\n"
            "    livenessProbe:\n      tcpSocket: {port: 8081}\n      periodSeconds: 1\n"
            "      initialDelaySeconds: 2\n");
@@ -503,8 +516,7 @@ TEST_F(AgentProcessTest, ReadinessGatesReadyAndHttpProbePasses) {
 TEST_F(AgentProcessTest, DeleteStopsProcessesWithinTheGracePeriod) {
   // One exits on SIGTERM at once; one ignores it and must be killed at the end of its grace.
   ApplyPod("polite", "node-1", "trap 'exit 0' TERM; while true; do sleep 0.1; done");
-  ApplyPod("stubborn", "node-1",
-           "trap '' TERM; while true; do sleep 0.1; done", "",
+  ApplyPod("stubborn", "node-1", "trap '' TERM; while true; do sleep 0.1; done", "",
            "  terminationGracePeriodSeconds: 3\n");
   ASSERT_TRUE(WaitPod("polite", Running));
   ASSERT_TRUE(WaitPod("stubborn", Running));
@@ -535,19 +547,22 @@ spec:
   initContainers:
   - name: prepare
     image: busybox:1.36
-    command: [sh, -c, "echo prepared-by-init > shared/msg", )y", Marker("job"), R"y(]
+    command: [sh, -c, "echo prepared-by-init > shared/msg", )y",
+                                        Marker("job"), R"y(]
     volumeMounts: [{name: shared, mountPath: /shared}]
   containers:
   - name: main
     image: busybox:1.36
     command: [sh, -c, "cat data/msg; echo pod=$POD_NAME ns=$POD_NAMESPACE node=$NODE_NAME me=$(ME)",
-              )y", Marker("job"), R"y(]
+              )y",
+                                        Marker("job"), R"y(]
     env: [{name: ME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
     volumeMounts: [{name: shared, mountPath: /data}]
 )y");
   ASSERT_EQ(K({"apply", "-f", "-"}, yaml).exit_code, 0);
-  ASSERT_TRUE(WaitPod("job", [](const Json& p) { return p["status"].value("phase", "") == "Succeeded"; }))
-      << GetPod("job").dump(2);
+  ASSERT_TRUE(WaitPod("job", [](const Json& p) {
+    return p["status"].value("phase", "") == "Succeeded";
+  })) << GetPod("job").dump(2);
   Json p = GetPod("job");
   EXPECT_EQ(p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
   EXPECT_EQ(p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 0);
@@ -590,8 +605,9 @@ TEST_F(AgentProcessTest, AgentKilledAndRestartedAdoptsAndCleansUp) {
   EXPECT_EQ(RestartCount(p), restarts_before);
   // And it is still supervised: killing it gets it restarted.
   ASSERT_EQ(::kill(keep[0].pid, SIGKILL), 0);
-  EXPECT_TRUE(WaitPod("keep", [&](const Json& p) { return RestartCount(p) == restarts_before + 1 && Running(p); }))
-      << GetPod("keep").dump(2);
+  EXPECT_TRUE(WaitPod("keep", [&](const Json& p) {
+    return RestartCount(p) == restarts_before + 1 && Running(p);
+  })) << GetPod("keep").dump(2);
   EXPECT_EQ(ProcessesWith(Marker("keep")).size(), 1u);
   ASSERT_EQ(K({"delete", "pod", "keep", "--timeout=60s"}).exit_code, 0);
   EXPECT_TRUE(ProcessesWith(Marker("keep")).empty());
@@ -599,9 +615,9 @@ TEST_F(AgentProcessTest, AgentKilledAndRestartedAdoptsAndCleansUp) {
 
 TEST_F(AgentProcessTest, HollowNodesRegisterRunAndDeletePods) {
   constexpr int kNodes = 20, kPods = 40;
-  AgentProcess hollow("hollow", "", endpoints_, absl::StrCat(cluster_->data_root(), "/hollow.log"),
-                      {"--hollow", "--count", absl::StrCat(kNodes), "--name-prefix", "hollow-",
-                       "--threads", "2"});
+  AgentProcess hollow(
+      "hollow", "", endpoints_, absl::StrCat(cluster_->data_root(), "/hollow.log"),
+      {"--hollow", "--count", absl::StrCat(kNodes), "--name-prefix", "hollow-", "--threads", "2"});
   hollow.Start();
   ASSERT_TRUE(WaitFor(
       [&] {

@@ -48,7 +48,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
 Agent::Agent(AgentOptions options)
     : options_(std::move(options)), ips_(DefaultBlockFor(options_.node.name)) {}
 
-Agent::~Agent() { Stop(); }
+Agent::~Agent() {
+  Stop();
+}
 
 absl::Status Agent::Start() {
   if (!options_.pod_cidr.empty()) {
@@ -67,16 +69,13 @@ absl::Status Agent::Start() {
   worker_config_.backoff = options_.backoff;
   worker_config_.log_rotate_bytes = options_.log_rotate_bytes;
   const char* path = getenv("PATH");
-  worker_config_.base_env = {
-      absl::StrCat("PATH=", path ? path : "/usr/local/bin:/usr/bin:/bin"),
-      "LANG=C.UTF-8"};
+  worker_config_.base_env = {absl::StrCat("PATH=", path ? path : "/usr/local/bin:/usr/bin:/bin"),
+                             "LANG=C.UTF-8"};
 
-  auto server = LogServer::Start(options_.listen, [this](const std::string& ns,
-                                                          const std::string& pod,
-                                                          const std::string& container,
-                                                          bool previous) {
-    return LookupLogs(ns, pod, container, previous);
-  });
+  auto server = LogServer::Start(
+      options_.listen,
+      [this](const std::string& ns, const std::string& pod, const std::string& container,
+             bool previous) { return LookupLogs(ns, pod, container, previous); });
   if (!server.ok()) return server.status();
   log_server_ = std::move(*server);
   options_.node.kubelet_port = log_server_->port();
@@ -116,7 +115,8 @@ absl::Status Agent::Start() {
   auto touch = [this, me](const ObjectPtr& pod) {
     if (pod && NodeNameOf(*pod) == me) Enqueue();
   };
-  pods_->AddHandlers({touch, [touch](const ObjectPtr& before, const ObjectPtr& after) {
+  pods_->AddHandlers({touch,
+                      [touch](const ObjectPtr& before, const ObjectPtr& after) {
                         touch(before);
                         touch(after);
                       },
@@ -250,7 +250,7 @@ void Agent::SyncOnce(absl::Time now) {
       continue;
     }
     index[absl::StrCat(w.record().namespace_name, "/", w.record().name)] = {it->first,
-                                                                          w.LogLocations()};
+                                                                            w.LogLocations()};
     ++it;
   }
   {
@@ -294,8 +294,8 @@ void Agent::ConfirmDelete(PodWorker& worker, const Json& pod) {
   DeleteOptions options;
   options.grace_period_seconds = 0;
   options.uid = worker.record().uid;
-  auto s = client_->Delete(TypeOf("", "pods"), worker.record().namespace_name,
-                           worker.record().name, options);
+  auto s = client_->Delete(TypeOf("", "pods"), worker.record().namespace_name, worker.record().name,
+                           options);
   if (!s.ok() && !absl::IsNotFound(s)) {
     spdlog::warn("event=agent_delete_confirm_failed pod={}/{} error=\"{}\"",
                  worker.record().namespace_name, worker.record().name, std::string(s.message()));
@@ -370,8 +370,8 @@ LogSource Agent::LookupLogs(const std::string& ns, const std::string& pod,
   auto it = log_index_.find(absl::StrCat(ns, "/", pod));
   if (it == log_index_.end()) {
     source.http_code = 404;
-    source.message = absl::StrCat("pod ", ns, "/", pod, " does not run on node ",
-                                  options_.node.name);
+    source.message =
+        absl::StrCat("pod ", ns, "/", pod, " does not run on node ", options_.node.name);
     return source;
   }
   auto c = it->second.second.find(container);
@@ -385,8 +385,8 @@ LogSource Agent::LookupLogs(const std::string& ns, const std::string& pod,
   if (previous) {
     if (loc.run < 2) {
       source.http_code = 400;
-      source.message = absl::StrCat("previous terminated container \"", container,
-                                    "\" in pod \"", pod, "\" not found");
+      source.message = absl::StrCat("previous terminated container \"", container, "\" in pod \"",
+                                    pod, "\" not found");
       return source;
     }
     source.run = loc.run - 1;

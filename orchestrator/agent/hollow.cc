@@ -1,7 +1,8 @@
 #include "orchestrator/agent/hollow.h"
 
-#include <atomic>
 #include <spdlog/spdlog.h>
+
+#include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -67,7 +68,9 @@ absl::StatusOr<std::unique_ptr<HollowFleet>> HollowFleet::Start(HollowOptions op
 
 HollowFleet::HollowFleet(HollowOptions options) : options_(std::move(options)) {}
 
-HollowFleet::~HollowFleet() { Stop(); }
+HollowFleet::~HollowFleet() {
+  Stop();
+}
 
 void HollowFleet::Stop() {
   {
@@ -117,7 +120,8 @@ absl::Status HollowFleet::Init() {
         if (s.ok()) s = RenewLease(*client_, node.name, "");
         if (!s.ok()) {
           ++failed;
-          spdlog::warn("event=hollow_register_failed node={} error=\"{}\"", node.name, std::string(s.message()));
+          spdlog::warn("event=hollow_register_failed node={} error=\"{}\"", node.name,
+                       std::string(s.message()));
         }
       }
     });
@@ -158,8 +162,7 @@ void HollowFleet::Worker(int index) {
     int renew = -1;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(100),
-                   [&] { return stop_ || !queue_.empty(); });
+      cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_ || !queue_.empty(); });
       if (stop_) return;
       if (!queue_.empty()) {
         key = queue_.front();
@@ -201,7 +204,8 @@ void HollowFleet::RenewNode(int i) {
   }
   if (lease_due) {
     if (auto s = RenewLease(*client_, name, ""); !s.ok()) {
-      spdlog::warn("event=hollow_lease_failed node={} error=\"{}\"", name, std::string(s.message()));
+      spdlog::warn("event=hollow_lease_failed node={} error=\"{}\"", name,
+                   std::string(s.message()));
     }
   }
   if (status_due) {
@@ -255,7 +259,8 @@ void HollowFleet::SyncPod(const std::string& key) {
     auto written = client_->Update(pods, object, "status");
     if (written.ok() || absl::IsNotFound(written.status())) return;
     if (!absl::IsAborted(written.status())) {
-      spdlog::warn("event=hollow_status_failed pod={} error=\"{}\"", key, std::string(written.status().message()));
+      spdlog::warn("event=hollow_status_failed pod={} error=\"{}\"", key,
+                   std::string(written.status().message()));
       return;
     }
     auto fresh = client_->Get(pods, ns, name);

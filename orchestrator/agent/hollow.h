@@ -60,12 +60,12 @@ class HollowFleet {
   bool stop_ = false;
   std::deque<std::string> queue_;  // pod keys; at most one entry per key (queued_)
   std::set<std::string> queued_;
-  std::map<std::string, PodIpAllocator> ips_;        // by node
-  std::map<std::string, std::string> pod_ips_;       // pod uid -> address
-  std::vector<absl::Time> next_lease_;               // by node index
-  std::vector<absl::Time> next_status_;              // by node index
-  std::vector<std::string> node_uids_;               // by node index
-  int next_node_ = 0;                                // round robin of renewals
+  std::map<std::string, PodIpAllocator> ips_;   // by node
+  std::map<std::string, std::string> pod_ips_;  // pod uid -> address
+  std::vector<absl::Time> next_lease_;          // by node index
+  std::vector<absl::Time> next_status_;         // by node index
+  std::vector<std::string> node_uids_;          // by node index
+  int next_node_ = 0;                           // round robin of renewals
 
   std::vector<std::thread> threads_;
 };

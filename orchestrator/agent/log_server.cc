@@ -49,8 +49,11 @@ bool SendAll(int fd, absl::string_view data) {
 }
 
 void Respond(int fd, int code, const std::string& body) {
-  const char* text = code == 200 ? "OK" : code == 400 ? "Bad Request" : code == 404 ? "Not Found"
-                                     : code == 503 ? "Service Unavailable" : "Error";
+  const char* text = code == 200   ? "OK"
+                     : code == 400 ? "Bad Request"
+                     : code == 404 ? "Not Found"
+                     : code == 503 ? "Service Unavailable"
+                                   : "Error";
   SendAll(fd, absl::StrCat("HTTP/1.1 ", code, " ", text,
                            "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ",
                            body.size(), "\r\nConnection: close\r\n\r\n", body));
@@ -83,7 +86,8 @@ absl::StatusOr<std::unique_ptr<LogServer>> LogServer::Start(const std::string& l
   addr.sin_port = htons(static_cast<uint16_t>(port));
   const std::string host = colon == 0 ? "0.0.0.0" : listen.substr(0, colon);
   if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--listen host ", host, " is not an IPv4 address"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen host ", host, " is not an IPv4 address"));
   }
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
@@ -103,7 +107,9 @@ absl::StatusOr<std::unique_ptr<LogServer>> LogServer::Start(const std::string& l
 LogServer::LogServer(int fd, int port, LogLookup lookup)
     : listen_fd_(fd), port_(port), lookup_(std::move(lookup)) {}
 
-LogServer::~LogServer() { Stop(); }
+LogServer::~LogServer() {
+  Stop();
+}
 
 void LogServer::Stop() {
   if (stop_.exchange(true)) return;
@@ -160,16 +166,17 @@ void LogServer::Serve(int fd) {
   if (first.size() < 2 || first[0] != "GET") return Respond(fd, 400, "only GET is served\n");
   const std::string target = first[1];
   const size_t q = target.find('?');
-  std::vector<std::string> parts =
-      absl::StrSplit(target.substr(0, q), '/', absl::SkipEmpty());
+  std::vector<std::string> parts = absl::StrSplit(target.substr(0, q), '/', absl::SkipEmpty());
   if (parts.size() != 4 || parts[0] != "containerLogs") {
-    return Respond(fd, 404, "not found: the path is /containerLogs/<namespace>/<pod>/<container>\n");
+    return Respond(fd, 404,
+                   "not found: the path is /containerLogs/<namespace>/<pod>/<container>\n");
   }
   std::map<std::string, std::string> query;
   if (q != std::string::npos) {
     for (absl::string_view kv : absl::StrSplit(target.substr(q + 1), '&', absl::SkipEmpty())) {
       const size_t eq = kv.find('=');
-      query[Decode(kv.substr(0, eq))] = eq == absl::string_view::npos ? "" : Decode(kv.substr(eq + 1));
+      query[Decode(kv.substr(0, eq))] =
+          eq == absl::string_view::npos ? "" : Decode(kv.substr(eq + 1));
     }
   }
   LogReadOptions options;
@@ -196,8 +203,8 @@ void LogServer::Serve(int fd) {
     options.since = t;
   }
   const bool follow = Truthy(query, "follow");
-  LogSource source = lookup_(Decode(parts[1]), Decode(parts[2]), Decode(parts[3]),
-                             Truthy(query, "previous"));
+  LogSource source =
+      lookup_(Decode(parts[1]), Decode(parts[2]), Decode(parts[3]), Truthy(query, "previous"));
   if (source.http_code != 200) return Respond(fd, source.http_code, source.message + "\n");
   const std::vector<std::string> files = RunLogFiles(source.dir, source.run);
   if (!follow) return Respond(fd, 200, ReadLogs(files, options));
@@ -242,15 +249,17 @@ void LogServer::Serve(int fd) {
     if (options.since) {
       while (first_line < lines.size() && lines[first_line].time < *options.since) ++first_line;
     }
-    if (options.tail_lines && lines.size() - first_line > static_cast<size_t>(*options.tail_lines)) {
+    if (options.tail_lines &&
+        lines.size() - first_line > static_cast<size_t>(*options.tail_lines)) {
       first_line = lines.size() - static_cast<size_t>(*options.tail_lines);
     }
     for (size_t i = first_line; i < lines.size(); ++i) {
       initial += RenderLine(lines[i], options.timestamps);
     }
   }
-  if (!SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                   "Connection: close\r\n\r\n") ||
+  if (!SendAll(fd,
+               "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+               "Connection: close\r\n\r\n") ||
       !SendAll(fd, initial)) {
     return;
   }

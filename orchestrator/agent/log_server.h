@@ -26,16 +26,15 @@ inline constexpr absl::Duration kFollowPoll = absl::Milliseconds(200);
 
 // What the agent knows of one container's run for a log request.
 struct LogSource {
-  int http_code = 200;      // else: the error to answer with `message`
+  int http_code = 200;  // else: the error to answer with `message`
   std::string message;
-  std::string dir;           // the container's log folder
-  int run = 0;               // the run to read
+  std::string dir;  // the container's log folder
+  int run = 0;      // the run to read
   // Whether the run is still going (a follow waits for more output).
   std::function<bool()> still_running;
 };
-using LogLookup = std::function<LogSource(const std::string& namespace_name,
-                                          const std::string& pod, const std::string& container,
-                                          bool previous)>;
+using LogLookup = std::function<LogSource(const std::string& namespace_name, const std::string& pod,
+                                          const std::string& container, bool previous)>;
 
 class LogServer {
  public:

@@ -34,8 +34,7 @@ std::optional<LogLine> ParseLogLine(std::string_view line) {
   if (b == std::string_view::npos || b + 2 > line.size()) return std::nullopt;
   LogLine out;
   std::string error;
-  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", std::string(line.substr(0, a)), &out.time,
-                       &error)) {
+  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", std::string(line.substr(0, a)), &out.time, &error)) {
     return std::nullopt;
   }
   out.stream = std::string(line.substr(a + 1, b - a - 1));
@@ -46,7 +45,9 @@ std::optional<LogLine> ParseLogLine(std::string_view line) {
   return out;
 }
 
-std::string RunLogPath(const std::string& dir, int run) { return absl::StrCat(dir, "/", run, ".log"); }
+std::string RunLogPath(const std::string& dir, int run) {
+  return absl::StrCat(dir, "/", run, ".log");
+}
 
 std::vector<std::string> RunLogFiles(const std::string& dir, int run) {
   std::vector<std::string> out;

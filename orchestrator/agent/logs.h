@@ -23,7 +23,7 @@ struct LogLine {
   absl::Time time;
   std::string stream;  // stdout, stderr
   bool partial = false;
-  std::string text;    // without the trailing newline
+  std::string text;  // without the trailing newline
 };
 
 std::string FormatLogTime(absl::Time t);  // RFC 3339 with nanoseconds, UTC

@@ -21,7 +21,8 @@ namespace {
 
 using namespace ganglion::orchestrator::agent;
 
-constexpr const char* kUsage = R"(usage: ganglion-agent --name NAME --endpoints HOST:PORT[,...] --root-dir DIR [flags]
+constexpr const char* kUsage =
+    R"(usage: ganglion-agent --name NAME --endpoints HOST:PORT[,...] --root-dir DIR [flags]
        ganglion-agent --hollow --count N --name-prefix PREFIX --endpoints HOST:PORT[,...]
 
   --name NAME                 the Node's name
@@ -46,7 +47,9 @@ int Fail(const std::string& message) {
 }
 
 volatile sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+void OnSignal(int) {
+  g_stop = 1;
+}
 
 }  // namespace
 
@@ -72,10 +75,23 @@ int main(int argc, char** argv) {
       return Fail(absl::StrCat("--", arg, " needs a value"));
     }
   }
-  static const std::set<std::string> kKnown = {
-      "name", "endpoints", "capacity", "labels", "taints", "root-dir", "listen", "node-ip",
-      "pod-cidr", "backoff-initial", "backoff-max", "log-max-bytes", "node-status-interval",
-      "hollow", "count", "name-prefix", "threads"};
+  static const std::set<std::string> kKnown = {"name",
+                                               "endpoints",
+                                               "capacity",
+                                               "labels",
+                                               "taints",
+                                               "root-dir",
+                                               "listen",
+                                               "node-ip",
+                                               "pod-cidr",
+                                               "backoff-initial",
+                                               "backoff-max",
+                                               "log-max-bytes",
+                                               "node-status-interval",
+                                               "hollow",
+                                               "count",
+                                               "name-prefix",
+                                               "threads"};
   for (const auto& [k, v] : flags) {
     if (!kKnown.count(k)) return Fail(absl::StrCat("unknown flag --", k));
   }

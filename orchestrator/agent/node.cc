@@ -96,9 +96,8 @@ Json NodeStatus(const NodeConfig& config, absl::Time now, absl::Time ready_since
   return {
       {"capacity", capacity},
       {"allocatable", capacity},
-      {"addresses",
-       Json::array({{{"type", "InternalIP"}, {"address", config.internal_ip}},
-                    {{"type", "Hostname"}, {"address", config.name}}})},
+      {"addresses", Json::array({{{"type", "InternalIP"}, {"address", config.internal_ip}},
+                                 {{"type", "Hostname"}, {"address", config.name}}})},
       {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", config.kubelet_port}}}}},
       {"nodeInfo",
        {{"machineID", ""},
@@ -111,15 +110,14 @@ Json NodeStatus(const NodeConfig& config, absl::Time now, absl::Time ready_since
         {"kubeProxyVersion", ""},
         {"operatingSystem", "linux"},
         {"architecture", "amd64"}}},
-      {"conditions",
-       Json::array({condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
-                              "ganglion-agent has sufficient memory available"),
-                    condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
-                              "ganglion-agent has no disk pressure"),
-                    condition("PIDPressure", "False", "KubeletHasSufficientPID",
-                              "ganglion-agent has sufficient PID available"),
-                    condition("Ready", "True", "KubeletReady",
-                              "ganglion-agent is posting ready status")})}};
+      {"conditions", Json::array({condition("MemoryPressure", "False", "KubeletHasSufficientMemory",
+                                            "ganglion-agent has sufficient memory available"),
+                                  condition("DiskPressure", "False", "KubeletHasNoDiskPressure",
+                                            "ganglion-agent has no disk pressure"),
+                                  condition("PIDPressure", "False", "KubeletHasSufficientPID",
+                                            "ganglion-agent has sufficient PID available"),
+                                  condition("Ready", "True", "KubeletReady",
+                                            "ganglion-agent is posting ready status")})}};
 }
 
 absl::Status UpdateNodeStatus(ObjectClient& client, const NodeConfig& config,
@@ -138,8 +136,7 @@ absl::Status UpdateNodeStatus(ObjectClient& client, const NodeConfig& config,
   return last;
 }
 
-absl::Status RegisterNode(ObjectClient& client, const NodeConfig& config,
-                          absl::Time ready_since) {
+absl::Status RegisterNode(ObjectClient& client, const NodeConfig& config, absl::Time ready_since) {
   const ResourceType& nodes = TypeOf("", "nodes");
   auto existing = client.Get(nodes, "", config.name);
   if (absl::IsNotFound(existing.status())) {

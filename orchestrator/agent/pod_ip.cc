@@ -31,7 +31,9 @@ absl::StatusOr<uint32_t> ParseIpv4(const std::string& text) {
   return a;
 }
 
-std::string Ipv4Block::ToString() const { return absl::StrCat(FormatIpv4(base), "/", prefix_bits); }
+std::string Ipv4Block::ToString() const {
+  return absl::StrCat(FormatIpv4(base), "/", prefix_bits);
+}
 
 absl::StatusOr<Ipv4Block> ParseLoopbackBlock(const std::string& cidr) {
   const size_t slash = cidr.find('/');

@@ -21,7 +21,9 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
-std::string ContainerId(pid_t pid) { return absl::StrCat("process://", pid); }
+std::string ContainerId(pid_t pid) {
+  return absl::StrCat("process://", pid);
+}
 
 const Json* FindPath(const Json& j, std::initializer_list<const char*> path) {
   const Json* at = &j;
@@ -91,7 +93,9 @@ PodWorker::PodWorker(const WorkerConfig& config, PodRecord record)
   fs::create_directories(PodDir());
 }
 
-std::string PodWorker::PodDir() const { return absl::StrCat(config_.pods_dir, "/", record_.uid); }
+std::string PodWorker::PodDir() const {
+  return absl::StrCat(config_.pods_dir, "/", record_.uid);
+}
 
 std::string PodWorker::ContainerDir(const std::string& name) const {
   return absl::StrCat(PodDir(), "/containers/", name);
@@ -106,8 +110,7 @@ void PodWorker::Save() {
   if (auto s = WritePodRecord(PodDir() + "/state.json", record_); !s.ok()) {
     // The pod keeps running; a restarted agent would then not adopt it.
     fprintf(stderr, "event=agent_state_write_failed pod=%s/%s error=\"%s\"\n",
-            record_.namespace_name.c_str(), record_.name.c_str(),
-            std::string(s.message()).c_str());
+            record_.namespace_name.c_str(), record_.name.c_str(), std::string(s.message()).c_str());
   }
 }
 
@@ -272,15 +275,14 @@ void PodWorker::Start(Container& c, absl::Time now) {
   }
   if (now < c.next_start) {
     if (c.waiting_reason != "CrashLoopBackOff") {
-      Event("Warning", "BackOff", absl::StrCat("Back-off restarting failed container ", c.name,
-                                               " in pod ", record_.name, "_",
-                                               record_.namespace_name, "(", record_.uid, ")"));
+      Event("Warning", "BackOff",
+            absl::StrCat("Back-off restarting failed container ", c.name, " in pod ", record_.name,
+                         "_", record_.namespace_name, "(", record_.uid, ")"));
     }
     c.waiting_reason = "CrashLoopBackOff";
-    c.waiting_message =
-        absl::StrCat("back-off ", absl::FormatDuration(c.backoff.current()),
-                     " restarting failed container=", c.name, " pod=", record_.name, "_",
-                     record_.namespace_name, "(", record_.uid, ")");
+    c.waiting_message = absl::StrCat("back-off ", absl::FormatDuration(c.backoff.current()),
+                                     " restarting failed container=", c.name, " pod=", record_.name,
+                                     "_", record_.namespace_name, "(", record_.uid, ")");
     Wake(c.next_start);
     return;
   }
@@ -359,8 +361,8 @@ void PodWorker::Stop(Container& c, absl::Time now, absl::Duration grace) {
   if (r == nullptr || r->pid == 0 || c.stop_deadline != absl::InfiniteFuture()) return;
   SignalGroup(r->pid, SIGTERM);
   Event("Normal", "Killing",
-        absl::StrCat("Stopping container ", c.name, " (grace period ",
-                     absl::FormatDuration(grace), ")"));
+        absl::StrCat("Stopping container ", c.name, " (grace period ", absl::FormatDuration(grace),
+                     ")"));
   c.stop_deadline = now + grace;
   Wake(c.stop_deadline);
 }
@@ -592,8 +594,7 @@ void PodWorker::OnProbeResult(const std::string& container, ProbeKind kind, bool
     // A failing readiness probe is reported when it turns the container
     // unready, not every period; the others at most failureThreshold times a run.
     if (!success && (changed || kind != ProbeKind::kReadiness)) {
-      Event("Warning", "Unhealthy",
-            absl::StrCat(ProbeKindName(kind), " probe failed: ", message));
+      Event("Warning", "Unhealthy", absl::StrCat(ProbeKindName(kind), " probe failed: ", message));
     }
     Wake(c.probes[k]->next_due());
     const bool failed = !c.probes[k]->passing();
@@ -630,8 +631,8 @@ Json PodWorker::ContainerStatus(const Container& c) const {
   const bool running = r && r->pid != 0;
   const bool started = running && (!startup || startup->passing());
   s["started"] = started;
-  s["ready"] = started && (!readiness || readiness->passing()) &&
-               c.stop_deadline == absl::InfiniteFuture();
+  s["ready"] =
+      started && (!readiness || readiness->passing()) && c.stop_deadline == absl::InfiniteFuture();
   if (running) {
     s["containerID"] = ContainerId(r->pid);
     s["state"] = {{"running", {{"startedAt", Rfc3339(r->started_at)}}}};
@@ -693,7 +694,8 @@ Json PodWorker::BuildStatus(absl::Time now) {
   } else {
     phase = "Running";
   }
-  if (terminating_ && !AnyProcessLeft() && phase == "Running") phase = any_failed ? "Failed" : "Succeeded";
+  if (terminating_ && !AnyProcessLeft() && phase == "Running")
+    phase = any_failed ? "Failed" : "Succeeded";
   status["phase"] = phase;
   status["hostIP"] = config_.node_ip;
   status["hostIPs"] = Json::array({{{"ip", config_.node_ip}}});

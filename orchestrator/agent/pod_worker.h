@@ -11,9 +11,9 @@
 
 #include <algorithm>
 #include <map>
-#include <utility>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -30,7 +30,7 @@ struct WorkerConfig {
   std::string agent_binary;  // the container supervisor (--shim)
   std::string node_name;
   std::string node_ip;
-  std::string pods_dir;      // <root-dir>/pods
+  std::string pods_dir;  // <root-dir>/pods
   BackoffPolicy backoff;
   int64_t log_rotate_bytes = 10 * 1024 * 1024;
   std::vector<std::string> base_env;  // PATH etc., under the pod's own variables
@@ -102,7 +102,7 @@ class PodWorker {
     std::string waiting_message;
     std::optional<ProbeTracker> probes[3];  // by ProbeKind
     bool probe_running[3] = {false, false, false};
-    std::string config_error;  // why it cannot be started (bad probe, env)
+    std::string config_error;                           // why it cannot be started (bad probe, env)
     absl::Time stop_deadline = absl::InfiniteFuture();  // SIGKILL after it
     bool killed_by_probe = false;
   };
@@ -128,13 +128,13 @@ class PodWorker {
 
   const WorkerConfig& config_;
   PodRecord record_;
-  Json pod_;                          // latest seen
+  Json pod_;                           // latest seen
   std::vector<Container> containers_;  // init containers first, in spec order
   bool gone_ = false;
   bool terminating_ = false;
   absl::Time kill_at_ = absl::InfiniteFuture();
   bool init_failed_ = false;
-  std::optional<Json> status_;        // built by the last Sync
+  std::optional<Json> status_;  // built by the last Sync
   std::optional<Json> written_status_;
   std::map<std::string, std::pair<std::string, absl::Time>> conditions_;  // type -> status, since
   absl::Time next_wake_ = absl::InfiniteFuture();

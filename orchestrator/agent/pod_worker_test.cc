@@ -117,7 +117,8 @@ TEST_F(PodWorkerTest, NeverWithAFailureIsFailed) {
 
 TEST_F(PodWorkerTest, OnFailureRestartsUntilSuccessThenSucceeded) {
   // Fails twice (a counter file in the working directory), then succeeds.
-  Json pod = Pod("OnFailure", {"n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; [ $n -ge 2 ]"});
+  Json pod =
+      Pod("OnFailure", {"n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; [ $n -ge 2 ]"});
   PodWorker& w = NewWorker();
   ASSERT_TRUE(SyncUntil(w, &pod, [](const Json& s) { return Phase(s) == "Succeeded"; }));
   Json s = *w.StatusToWrite();

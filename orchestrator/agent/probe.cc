@@ -1,6 +1,5 @@
 #include "orchestrator/agent/probe.h"
 
-#include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -10,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -156,11 +156,12 @@ ProbeResult HttpProbe(const ProbeSpec& spec, const ProbeContext& context) {
   const absl::Time deadline = absl::Now() + spec.timeout;
   std::string error;
   const int fd = ConnectWithin(host, spec.port, spec.timeout, &error);
-  if (fd < 0) return {false, absl::StrCat("Get \"http://", host, ":", spec.port, spec.path, "\": ", error)};
-  const std::string request = absl::StrCat("GET ", spec.path, " HTTP/1.1\r\nHost: ", host, ":",
-                                           spec.port,
-                                           "\r\nUser-Agent: ganglion-probe\r\nAccept: */*\r\n"
-                                           "Connection: close\r\n\r\n");
+  if (fd < 0)
+    return {false, absl::StrCat("Get \"http://", host, ":", spec.port, spec.path, "\": ", error)};
+  const std::string request =
+      absl::StrCat("GET ", spec.path, " HTTP/1.1\r\nHost: ", host, ":", spec.port,
+                   "\r\nUser-Agent: ganglion-probe\r\nAccept: */*\r\n"
+                   "Connection: close\r\n\r\n");
   ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string response;
   char buf[1024];
@@ -242,7 +243,8 @@ std::optional<ProbeSpec> ParseProbe(const Json& container, ProbeKind kind, std::
     }
     if (!ResolvePort(container, a.value("port", Json()), &spec.port, error)) return std::nullopt;
   } else {
-    *error = absl::StrCat(field, " has no exec, httpGet or tcpSocket handler (grpc is not supported)");
+    *error =
+        absl::StrCat(field, " has no exec, httpGet or tcpSocket handler (grpc is not supported)");
     return std::nullopt;
   }
   return spec;

@@ -22,7 +22,7 @@ struct ProbeSpec {
   std::vector<std::string> command;  // exec
   std::string host;                  // httpGet/tcpSocket; "" means the pod IP
   int port = 0;
-  std::string path = "/";            // httpGet
+  std::string path = "/";  // httpGet
   std::string scheme = "HTTP";
   absl::Duration initial_delay = absl::ZeroDuration();
   absl::Duration period = absl::Seconds(10);

@@ -1,9 +1,8 @@
 #include "orchestrator/agent/process.h"
 
-#include <poll.h>
-#include <cstdio>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -42,8 +42,12 @@ constexpr auto kDrainAfterExit = std::chrono::milliseconds(500);
 
 absl::StatusOr<pid_t> Launch(const LaunchSpec& spec) {
   if (spec.command.empty()) return absl::InvalidArgumentError("no command");
-  std::vector<std::string> argv = {spec.agent_binary, "--shim", spec.log_path, spec.exit_path,
-                                   absl::StrCat(spec.log_rotate_bytes), "--"};
+  std::vector<std::string> argv = {spec.agent_binary,
+                                   "--shim",
+                                   spec.log_path,
+                                   spec.exit_path,
+                                   absl::StrCat(spec.log_rotate_bytes),
+                                   "--"};
   argv.insert(argv.end(), spec.command.begin(), spec.command.end());
   std::vector<std::string> env = spec.env;
   std::vector<char*> c_argv = CStrings(argv);
@@ -91,9 +95,8 @@ absl::StatusOr<pid_t> Launch(const LaunchSpec& spec) {
   ::close(status_pipe[0]);
   if (n == sizeof(err)) {
     ::waitpid(pid, nullptr, 0);
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot start the container's supervisor in \"", spec.working_dir,
-                     "\": ", strerror(err)));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start the container's supervisor in \"", spec.working_dir, "\": ", strerror(err)));
   }
   return pid;
 }
@@ -196,8 +199,7 @@ int RunShim(int argc, char** argv) {
   }
   const std::string tmp = exit_path + ".tmp";
   if (FILE* f = fopen(tmp.c_str(), "w")) {
-    fprintf(f, "%d %d %lld\n", code, sig,
-            static_cast<long long>(absl::ToUnixNanos(absl::Now())));
+    fprintf(f, "%d %d %lld\n", code, sig, static_cast<long long>(absl::ToUnixNanos(absl::Now())));
     fflush(f);
     ::fsync(fileno(f));
     fclose(f);

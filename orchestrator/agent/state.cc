@@ -1,10 +1,10 @@
 #include "orchestrator/agent/state.h"
 
-#include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -19,13 +19,20 @@ namespace {
 
 using Json = nlohmann::json;
 
-int64_t ToNanos(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixNanos(t); }
-absl::Time FromNanos(int64_t n) { return n == 0 ? absl::InfinitePast() : absl::FromUnixNanos(n); }
+int64_t ToNanos(absl::Time t) {
+  return t == absl::InfinitePast() ? 0 : absl::ToUnixNanos(t);
+}
+absl::Time FromNanos(int64_t n) {
+  return n == 0 ? absl::InfinitePast() : absl::FromUnixNanos(n);
+}
 
 Json EncodeTermination(const Termination& t) {
-  return {{"exitCode", t.exit_code},     {"signal", t.signal},
-          {"reason", t.reason},          {"message", t.message},
-          {"startedAt", ToNanos(t.started_at)}, {"finishedAt", ToNanos(t.finished_at)},
+  return {{"exitCode", t.exit_code},
+          {"signal", t.signal},
+          {"reason", t.reason},
+          {"message", t.message},
+          {"startedAt", ToNanos(t.started_at)},
+          {"finishedAt", ToNanos(t.finished_at)},
           {"containerID", t.container_id}};
 }
 
@@ -55,12 +62,8 @@ std::string EncodePodRecord(const PodRecord& r) {
     if (c.last) j["last"] = EncodeTermination(*c.last);
     containers[name] = j;
   }
-  Json j = {{"uid", r.uid},
-            {"namespace", r.namespace_name},
-            {"name", r.name},
-            {"podIP", r.pod_ip},
-            {"startedAt", ToNanos(r.started_at)},
-            {"containers", containers}};
+  Json j = {{"uid", r.uid},      {"namespace", r.namespace_name},      {"name", r.name},
+            {"podIP", r.pod_ip}, {"startedAt", ToNanos(r.started_at)}, {"containers", containers}};
   return j.dump(2);
 }
 
@@ -77,7 +80,8 @@ absl::StatusOr<PodRecord> DecodePodRecord(const std::string& text) {
     r.pod_ip = j.value("podIP", "");
     r.started_at = FromNanos(j.value("startedAt", int64_t{0}));
     const Json containers = j.contains("containers") ? j["containers"] : Json::object();
-    if (!containers.is_object()) return absl::DataLossError("pod state: containers is not an object");
+    if (!containers.is_object())
+      return absl::DataLossError("pod state: containers is not an object");
     for (auto it = containers.begin(); it != containers.end(); ++it) {
       const std::string& name = it.key();
       const Json& c = it.value();
@@ -136,8 +140,7 @@ std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
   // The command (field 2) may hold spaces and parentheses: fields resume after the last ')'.
   const size_t close = line.rfind(')');
   if (close == std::string::npos) return std::nullopt;
-  std::vector<std::string> fields =
-      absl::StrSplit(line.substr(close + 2), ' ', absl::SkipEmpty());
+  std::vector<std::string> fields = absl::StrSplit(line.substr(close + 2), ' ', absl::SkipEmpty());
   // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
   if (fields.size() < 20 || fields[0] == "Z" || fields[0] == "X") return std::nullopt;
   uint64_t ticks = 0;

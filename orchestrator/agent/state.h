@@ -21,8 +21,8 @@ namespace ganglion::orchestrator::agent {
 
 struct Termination {
   int exit_code = 0;
-  int signal = 0;  // 0 unless killed by a signal
-  std::string reason;   // Completed, Error
+  int signal = 0;      // 0 unless killed by a signal
+  std::string reason;  // Completed, Error
   std::string message;
   absl::Time started_at = absl::InfinitePast();
   absl::Time finished_at = absl::InfinitePast();
@@ -30,13 +30,13 @@ struct Termination {
 };
 
 struct ContainerRecord {
-  pid_t pid = 0;                  // the container's supervisor (its process group leader); 0: none
-  uint64_t start_ticks = 0;       // its start time, /proc/<pid>/stat field 22
+  pid_t pid = 0;             // the container's supervisor (its process group leader); 0: none
+  uint64_t start_ticks = 0;  // its start time, /proc/<pid>/stat field 22
   absl::Time started_at = absl::InfinitePast();
   int restart_count = 0;
-  int run = 0;                    // index of the current run's log file
+  int run = 0;                      // index of the current run's log file
   std::optional<Termination> last;  // the previous run's end
-  bool succeeded = false;         // an init container that finished with 0
+  bool succeeded = false;           // an init container that finished with 0
 };
 
 struct PodRecord {

@@ -192,8 +192,8 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto address = net::ip::make_address(target.host, ec);
     if (ec) return Write(ErrorResponse(Internal("the node's InternalIP is not an IP address")));
     upstream_ = std::make_unique<tcp::socket>(stream_.get_executor());
-    upstream_request_ = absl::StrCat("GET ", target.target, " HTTP/1.1\r\nHost: ", target.host,
-                                     ":", target.port, "\r\nConnection: close\r\n\r\n");
+    upstream_request_ = absl::StrCat("GET ", target.target, " HTTP/1.1\r\nHost: ", target.host, ":",
+                                     target.port, "\r\nConnection: close\r\n\r\n");
     upstream_->async_connect(
         tcp::endpoint(address, static_cast<uint16_t>(target.port)),
         [self = shared_from_this()](beast::error_code ec) {
@@ -230,14 +230,16 @@ class Session : public std::enable_shared_from_this<Session> {
                         std::string message = self->upstream_data_;
                         while (!message.empty() && message.back() == '\n') message.pop_back();
                         ApiError e{code == 404 || code == 400 ? code : 500,
-                                   code == 404 ? "NotFound" : code == 400 ? "BadRequest" : "",
+                                   code == 404   ? "NotFound"
+                                   : code == 400 ? "BadRequest"
+                                                 : "",
                                    message, Json()};
                         self->Write(ErrorResponse(e));
                       });
       return;
     }
-    header_ = std::make_shared<http::response<http::empty_body>>(http::status::ok,
-                                                                 request_.version());
+    header_ =
+        std::make_shared<http::response<http::empty_body>>(http::status::ok, request_.version());
     header_->set(http::field::server, "ganglion");
     header_->set(http::field::content_type, "text/plain");
     header_->set(http::field::cache_control, "no-cache, private");
@@ -260,17 +262,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadLogUpstream() {
     upstream_buffer_.resize(16 * 1024);
-    upstream_->async_read_some(
-        net::buffer(upstream_buffer_), [self = shared_from_this()](beast::error_code ec, size_t n) {
-          if (self->closed_) return;
-          if (n > 0) self->Enqueue(self->upstream_buffer_.substr(0, n));
-          if (ec) {
-            self->finish_after_queue_ = true;
-            self->Pump();
-            return;
-          }
-          self->ReadLogUpstream();
-        });
+    upstream_->async_read_some(net::buffer(upstream_buffer_),
+                               [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                 if (self->closed_) return;
+                                 if (n > 0) self->Enqueue(self->upstream_buffer_.substr(0, n));
+                                 if (ec) {
+                                   self->finish_after_queue_ = true;
+                                   self->Pump();
+                                   return;
+                                 }
+                                 self->ReadLogUpstream();
+                               });
   }
 
   // --- watch: runs on a worker until the subscription exists, then on the strand ---

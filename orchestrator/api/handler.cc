@@ -1,7 +1,5 @@
 #include "orchestrator/api/handler.h"
 
-#include "orchestrator/api/log_proxy.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "orchestrator/api/discovery.h"
+#include "orchestrator/api/log_proxy.h"
 #include "orchestrator/api/patch.h"
 #include "orchestrator/api/protobuf.h"
 #include "orchestrator/types/validation.h"
@@ -930,7 +929,7 @@ ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpReque
 }
 
 std::variant<LogTarget, ApiError> ApiHandler::ResolveLog(const Route& route,
-                                                        const HttpRequest& request) {
+                                                         const HttpRequest& request) {
   auto stored = store_.Get(KeyFor(*route.type, route.namespace_name, route.name));
   if (!stored.ok()) return FromStore(stored.status(), *route.type, route.name);
   const Json pod = Decode(*stored);

@@ -38,8 +38,8 @@ const Json* At(const Json& j, std::initializer_list<const char*> path) {
 
 }  // namespace
 
-std::variant<LogTarget, ApiError> ResolveLogTarget(const Json& pod, const Json* node,
-                                                   const std::map<std::string, std::string>& query) {
+std::variant<LogTarget, ApiError> ResolveLogTarget(
+    const Json& pod, const Json* node, const std::map<std::string, std::string>& query) {
   const std::string name = pod["metadata"].value("name", "");
   const std::string ns = pod["metadata"].value("namespace", "");
   std::vector<std::string> names;
@@ -67,11 +67,12 @@ std::variant<LogTarget, ApiError> ResolveLogTarget(const Json& pod, const Json* 
     return BadRequest(absl::StrCat("pod ", name, " does not have a host assigned"));
   }
   if (node == nullptr) {
-    return BadRequest(absl::StrCat("node ", bound->get<std::string>(), " of pod ", name,
-                                   " does not exist"));
+    return BadRequest(
+        absl::StrCat("node ", bound->get<std::string>(), " of pod ", name, " does not exist"));
   }
   LogTarget target;
-  if (const Json* addresses = At(*node, {"status", "addresses"}); addresses && addresses->is_array()) {
+  if (const Json* addresses = At(*node, {"status", "addresses"});
+      addresses && addresses->is_array()) {
     for (const Json& a : *addresses) {
       if (a.value("type", "") == "InternalIP") target.host = a.value("address", "");
     }
@@ -86,11 +87,11 @@ std::variant<LogTarget, ApiError> ResolveLogTarget(const Json& pod, const Json* 
                                  " reports no InternalIP and kubelet port to fetch logs from"),
                     Json()};
   }
-  target.target = absl::StrCat("/containerLogs/", Encode(ns), "/", Encode(name), "/",
-                               Encode(container));
+  target.target =
+      absl::StrCat("/containerLogs/", Encode(ns), "/", Encode(name), "/", Encode(container));
   std::vector<std::string> params;
-  for (const char* key :
-       {"follow", "previous", "tailLines", "sinceSeconds", "sinceTime", "timestamps", "limitBytes"}) {
+  for (const char* key : {"follow", "previous", "tailLines", "sinceSeconds", "sinceTime",
+                          "timestamps", "limitBytes"}) {
     if (auto it = query.find(key); it != query.end()) {
       params.push_back(absl::StrCat(key, "=", Encode(it->second)));
     }
@@ -133,9 +134,13 @@ HttpResponse FetchLogs(const LogTarget& target, absl::Duration timeout) {
   if (code != 200) {
     std::string message = response.body();
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    ApiError e{code == 404 ? 404 : code == 400 ? 400 : 500,
-               code == 404 ? "NotFound" : code == 400 ? "BadRequest" : "InternalError", message,
-               Json()};
+    ApiError e{code == 404   ? 404
+               : code == 400 ? 400
+                             : 500,
+               code == 404   ? "NotFound"
+               : code == 400 ? "BadRequest"
+                             : "InternalError",
+               message, Json()};
     return ErrorResponse(e);
   }
   return HttpResponse{200, "text/plain", std::move(response.body())};
