@@ -429,8 +429,8 @@ TEST_F(AgentProcessTest, KilledContainerRestartsAndKeepsPreviousLogs) {
   const Json& last = p["status"]["containerStatuses"][0]["lastState"]["terminated"];
   EXPECT_EQ(last.value("exitCode", 0), 137) << p.dump(2);
   EXPECT_EQ(last.value("reason", ""), "Error");
-  procs = ProcessesWith(Marker("crash"));
-  ASSERT_EQ(procs.size(), 1u);
+  ASSERT_TRUE(WaitFor([&] { return (procs = ProcessesWith(Marker("crash"))).size() == 1; },
+                      milliseconds(5000)));
   EXPECT_NE(procs[0].pid, first);
   auto previous = K({"logs", "crash", "--previous"});
   ASSERT_EQ(previous.exit_code, 0) << previous.err;
@@ -608,6 +608,10 @@ TEST_F(AgentProcessTest, AgentKilledAndRestartedAdoptsAndCleansUp) {
   EXPECT_TRUE(WaitPod("keep", [&](const Json& p) {
     return RestartCount(p) == restarts_before + 1 && Running(p);
   })) << GetPod("keep").dump(2);
+  // Exactly one again (the status may be written before the command forked).
+  EXPECT_TRUE(WaitFor([&] { return ProcessesWith(Marker("keep")).size() == 1; },
+                      milliseconds(5000)));
+  std::this_thread::sleep_for(milliseconds(1000));
   EXPECT_EQ(ProcessesWith(Marker("keep")).size(), 1u);
   ASSERT_EQ(K({"delete", "pod", "keep", "--timeout=60s"}).exit_code, 0);
   EXPECT_TRUE(ProcessesWith(Marker("keep")).empty());
