@@ -603,10 +603,15 @@ void PodWorker::OnProbeResult(const std::string& container, ProbeKind kind, bool
       Event("Normal", "Killing",
             absl::StrCat("Container ", c.name, " failed ", ProbeKindName(kind),
                          " probe, will be restarted"));
+      // The probe's own terminationGracePeriodSeconds, else the pod's.
       int64_t grace = 30;
-      if (const Json* g = FindPath(pod_, {"spec", "terminationGracePeriodSeconds"});
+      const char* field = kind == ProbeKind::kLiveness ? "livenessProbe" : "startupProbe";
+      if (const Json* g = FindPath(c.spec, {field, "terminationGracePeriodSeconds"});
           g && g->is_number_integer()) {
         grace = g->get<int64_t>();
+      } else if (const Json* pg = FindPath(pod_, {"spec", "terminationGracePeriodSeconds"});
+                 pg && pg->is_number_integer()) {
+        grace = pg->get<int64_t>();
       }
       Stop(c, now, absl::Seconds(grace));
     }
