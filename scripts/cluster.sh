@@ -6,7 +6,9 @@
 #   scripts/cluster.sh logs [name] tail of one member's log (or all)
 # Members m1 m2 m3: client 2379/22379/32379, peer 2380/22380/32380,
 # metrics 2381/22381/32381, Kubernetes-shaped API 6443/26443/36443 (ganglion
-# only; `up` writes <data>/kubeconfig with one context per member). Data, logs (<data>/<name>.log) and pid files
+# only; `up` writes <data>/kubeconfig with one context per member), and two
+# node agents node-1/node-2 (ganglion only; logs served on 10250/10251; `down`
+# also stops the containers they ran). Data, logs (<data>/<name>.log) and pid files
 # (<data>/<name>.pid) live under ./data or $GANGLION_DATA.
 # GANGLION_BIN overrides the server binary; the flags are etcd 3.4's, so
 # GANGLION_BIN=/usr/bin/etcd runs the same cluster with real etcd.
@@ -131,11 +133,65 @@ write_kubeconfig() {
   } >"$f"
 }
 
-# A hook for what will run beside the members (the orchestrator runs inside
-# the leader's ganglion process; node agents will be separate processes,
-# ganglion-agent, one per simulated node). Nothing to start yet.
-start_extras() { :; }
-stop_extras() { :; }
+# Beside the members: two node agents (ganglion-agent), node-1 and node-2,
+# serving container logs on 10250/10251, with their pods' state, volumes and
+# logs under <data>/agent-<node>/ and their own log in <data>/<node>.log.
+# Only with ganglion (they need the orchestrator API's object layout).
+agent_names=(node-1 node-2)
+agent_ports=(10250 10251)
+
+agent_pid() {
+  local pidfile="$data/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--name $1 "; then echo "$pid"; fi
+}
+
+start_extras() {
+  serves_api || return 0
+  local agent_bin=${GANGLION_AGENT_BIN:-$repo/build/bin/ganglion-agent} i name
+  if [ -z "${GANGLION_AGENT_BIN:-}" ] && ! "$repo/scripts/build.sh" release ganglion-agent >/dev/null; then
+    echo "cluster: could not build ganglion-agent; no node agents started" >&2
+    return 0
+  fi
+  for i in "${!agent_names[@]}"; do
+    name=${agent_names[$i]}
+    [ -n "$(agent_pid "$name")" ] && continue
+    echo "==== cluster.sh: starting agent $name at $(date -u +%FT%TZ)" >>"$data/$name.log"
+    setsid "$agent_bin" --name "$name" --endpoints "$(endpoints)" \
+      --root-dir "$data/agent-$name" --listen "127.0.0.1:${agent_ports[$i]}" \
+      </dev/null >>"$data/$name.log" 2>&1 &
+    echo $! >"$data/$name.pid"
+  done
+  echo "cluster: node agents ${agent_names[*]} started (logs: $data/node-*.log)"
+}
+
+# Stops the agents, then the containers they ran (an agent's own stop leaves
+# them running for its next start to adopt; the cluster going away takes them).
+stop_extras() {
+  local name pid
+  for name in "${agent_names[@]}"; do
+    pid=$(agent_pid "$name")
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+  done
+  local deadline=$((SECONDS + stop_grace_s))
+  for name in "${agent_names[@]}"; do
+    while [ -n "$(agent_pid "$name")" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+    pid=$(agent_pid "$name")
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$data/$name.pid"
+  done
+  # Each container's supervisor leads its process group and names its log
+  # file under <data>/agent-<node>/ on its command line.
+  local p
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "--shim $data/agent-"; then
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  done
+}
 
 cmd_up() {
   mkdir -p "$data"

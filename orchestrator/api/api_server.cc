@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <deque>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -139,6 +140,19 @@ class Session : public std::enable_shared_from_this<Session> {
     // comes back to this connection's strand.
     net::post(
         *shared_->workers, [self = shared_from_this(), req = std::move(req), &queued]() mutable {
+          if (auto log = self->shared_->handler->PlanLogStream(req)) {
+            queued.fetch_sub(1);
+            if (auto* target = std::get_if<LogTarget>(&*log)) {
+              net::post(self->stream_.get_executor(),
+                        [self, target = *target] { self->StartLogStream(target); });
+            } else {
+              net::post(self->stream_.get_executor(),
+                        [self, r = std::get<HttpResponse>(std::move(*log))]() mutable {
+                          self->Write(std::move(r));
+                        });
+            }
+            return;
+          }
           auto plan = self->shared_->handler->PlanWatch(req);
           if (plan.has_value() && std::holds_alternative<WatchPlan>(*plan)) {
             queued.fetch_sub(1);
@@ -180,6 +194,97 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().close(ignored);
     if (timer_) timer_->cancel();
     if (bookmark_timer_) bookmark_timer_->cancel();
+    if (upstream_) upstream_->close(ignored);
+  }
+
+  // --- kubectl logs -f: a chunked response fed by the node agent's stream, on the strand ---
+
+  void StartLogStream(const LogTarget& target) {
+    beast::error_code ec;
+    const auto address = net::ip::make_address(target.host, ec);
+    if (ec) return Write(ErrorResponse(Internal("the node's InternalIP is not an IP address")));
+    upstream_ = std::make_unique<tcp::socket>(stream_.get_executor());
+    upstream_request_ = absl::StrCat("GET ", target.target, " HTTP/1.1\r\nHost: ", target.host, ":",
+                                     target.port, "\r\nConnection: close\r\n\r\n");
+    upstream_->async_connect(
+        tcp::endpoint(address, static_cast<uint16_t>(target.port)),
+        [self = shared_from_this()](beast::error_code ec) {
+          if (ec) return self->LogUpstreamFailed(ec.message());
+          net::async_write(*self->upstream_, net::buffer(self->upstream_request_),
+                           [self](beast::error_code ec, size_t) {
+                             if (ec) return self->LogUpstreamFailed(ec.message());
+                             net::async_read_until(
+                                 *self->upstream_, net::dynamic_buffer(self->upstream_data_),
+                                 "\r\n\r\n", [self](beast::error_code ec, size_t header_bytes) {
+                                   if (ec) return self->LogUpstreamFailed(ec.message());
+                                   self->OnLogHeader(header_bytes);
+                                 });
+                           });
+        });
+  }
+
+  void LogUpstreamFailed(const std::string& why) {
+    if (closed_ || header_serializer_) return Close();
+    ApiError e{503, "ServiceUnavailable",
+               absl::StrCat("cannot stream logs from the node agent: ", why), Json()};
+    Write(ErrorResponse(e));
+  }
+
+  void OnLogHeader(size_t header_bytes) {
+    const std::string header = upstream_data_.substr(0, header_bytes);
+    upstream_data_.erase(0, header_bytes);
+    if (header.rfind("HTTP/1.1 200", 0) != 0 && header.rfind("HTTP/1.0 200", 0) != 0) {
+      // An error answer: read it to the end, then pass its message on.
+      int code = 500;
+      if (header.size() > 12) absl::SimpleAtoi(header.substr(9, 3), &code);
+      net::async_read(*upstream_, net::dynamic_buffer(upstream_data_),
+                      [self = shared_from_this(), code](beast::error_code, size_t) {
+                        std::string message = self->upstream_data_;
+                        while (!message.empty() && message.back() == '\n') message.pop_back();
+                        ApiError e{code == 404 || code == 400 ? code : 500,
+                                   code == 404   ? "NotFound"
+                                   : code == 400 ? "BadRequest"
+                                                 : "",
+                                   message, Json()};
+                        self->Write(ErrorResponse(e));
+                      });
+      return;
+    }
+    header_ =
+        std::make_shared<http::response<http::empty_body>>(http::status::ok, request_.version());
+    header_->set(http::field::server, "ganglion");
+    header_->set(http::field::content_type, "text/plain");
+    header_->set(http::field::cache_control, "no-cache, private");
+    header_->chunked(true);
+    header_serializer_ = std::make_shared<http::response_serializer<http::empty_body>>(*header_);
+    stream_.expires_never();
+    writing_ = true;
+    http::async_write_header(stream_, *header_serializer_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               self->writing_ = false;
+                               if (ec) return self->Close();
+                               self->Pump();
+                             });
+    stream_.socket().async_read_some(
+        net::buffer(discard_),
+        [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
+    if (!upstream_data_.empty()) Enqueue(std::exchange(upstream_data_, std::string()));
+    ReadLogUpstream();
+  }
+
+  void ReadLogUpstream() {
+    upstream_buffer_.resize(16 * 1024);
+    upstream_->async_read_some(net::buffer(upstream_buffer_),
+                               [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                 if (self->closed_) return;
+                                 if (n > 0) self->Enqueue(self->upstream_buffer_.substr(0, n));
+                                 if (ec) {
+                                   self->finish_after_queue_ = true;
+                                   self->Pump();
+                                   return;
+                                 }
+                                 self->ReadLogUpstream();
+                               });
   }
 
   // --- watch: runs on a worker until the subscription exists, then on the strand ---
@@ -358,6 +463,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // bookmarks never go backwards (an idle watch gets the same one again, as
   // Kubernetes sends them).
   int64_t bookmarked_revision_ = 0;
+
+  // Log stream state, on the strand.
+  std::unique_ptr<tcp::socket> upstream_;
+  std::string upstream_request_;
+  std::string upstream_data_;
+  std::string upstream_buffer_;
 };
 
 class ApiServerImpl : public ApiServer {

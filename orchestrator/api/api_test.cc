@@ -331,6 +331,63 @@ TEST_F(HandlerTest, FinalizersHoldDeletionUntilRemoved) {
   EXPECT_EQ(protected_ns.status, 403);
 }
 
+TEST_F(HandlerTest, BoundPodWaitsForItsAgentsZeroGraceConfirmation) {
+  const std::string path = "/api/v1/namespaces/default/pods";
+  Json pod = Json::parse(R"({"metadata":{"name":"p"},"spec":{"nodeName":"n1",
+      "terminationGracePeriodSeconds":20,
+      "containers":[{"name":"c","image":"none","command":["sleep","100"]}]}})");
+  Json created = J(Do("POST", path, pod.dump()));
+  const std::string uid = created["metadata"]["uid"];
+  // A user's delete only marks it: the agent still has to stop the processes.
+  auto marked = Do("DELETE", path + "/p");
+  ASSERT_EQ(marked.status, 200);
+  EXPECT_EQ(J(marked)["metadata"]["deletionGracePeriodSeconds"], 20);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  // The agent's status writes while it stops the processes keep it too.
+  Json current = J(Do("GET", path + "/p"));
+  current["status"]["phase"] = "Running";
+  EXPECT_EQ(Do("PUT", path + "/p/status", current.dump()).status, 200);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  // A second plain delete changes nothing.
+  EXPECT_EQ(Do("DELETE", path + "/p").status, 200);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  // The agent's confirmation for another pod of that name is refused...
+  Json wrong_uid = {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", "other"}}}};
+  EXPECT_EQ(Do("DELETE", path + "/p", wrong_uid.dump()).status, 409);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  // ...its own removes the object.
+  Json confirm = {{"gracePeriodSeconds", 0}, {"preconditions", {{"uid", uid}}}};
+  EXPECT_EQ(Do("DELETE", path + "/p", confirm.dump()).status, 200);
+  EXPECT_EQ(Do("GET", path + "/p").status, 404);
+  // With a finalizer, the confirmation is recorded and the last finalizer removes it.
+  pod["metadata"]["finalizers"] = Json::array({"example.com/hold"});
+  Json held = J(Do("POST", path, pod.dump()));
+  ASSERT_EQ(Do("DELETE", path + "/p").status, 200);
+  Json confirm_held = {{"gracePeriodSeconds", 0},
+                       {"preconditions", {{"uid", held["metadata"]["uid"]}}}};
+  auto recorded = Do("DELETE", path + "/p", confirm_held.dump());
+  ASSERT_EQ(recorded.status, 200);
+  EXPECT_EQ(J(recorded)["metadata"]["deletionGracePeriodSeconds"], 0);
+  EXPECT_EQ(Do("GET", path + "/p").status, 200);
+  Do("PATCH", path + "/p", R"({"metadata":{"finalizers":null}})", "application/merge-patch+json");
+  EXPECT_EQ(Do("GET", path + "/p").status, 404);
+}
+
+TEST_F(HandlerTest, PodLogsNeedABoundPodAndAValidContainer) {
+  const std::string path = "/api/v1/namespaces/default/pods";
+  Do("POST", path, R"({"metadata":{"name":"two"},"spec":{"containers":[
+      {"name":"a","image":"x","command":["true"]},{"name":"b","image":"x","command":["true"]}]}})");
+  auto unnamed = Do("GET", path + "/two/log");
+  EXPECT_EQ(unnamed.status, 400);
+  EXPECT_NE(unnamed.body.find("choose one of: [a b]"), std::string::npos) << unnamed.body;
+  auto wrong = Do("GET", path + "/two/log", "", "", {{"container", "zz"}});
+  EXPECT_EQ(wrong.status, 400);
+  auto unbound = Do("GET", path + "/two/log", "", "", {{"container", "a"}});
+  EXPECT_EQ(unbound.status, 400);
+  EXPECT_NE(unbound.body.find("does not have a host assigned"), std::string::npos);
+  EXPECT_EQ(Do("GET", path + "/ghost/log").status, 404);
+}
+
 TEST_F(HandlerTest, ServicesGetUniqueClusterIps) {
   const std::string path = "/api/v1/namespaces/default/services";
   auto svc = [](const std::string& name, const std::string& ip) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "orchestrator/api/discovery.h"
+#include "orchestrator/api/log_proxy.h"
 #include "orchestrator/api/patch.h"
 #include "orchestrator/api/protobuf.h"
 #include "orchestrator/types/schema.h"
@@ -388,7 +389,7 @@ HttpResponse ApiHandler::HandleUnchecked(const HttpRequest& request) {
       return MethodNotSupported("bindings", m);
     }
     if (route.subresource == "log") {
-      if (m == "GET") return Log(route);
+      if (m == "GET") return Log(route, request);
       return MethodNotSupported("pods/log", m);
     }
     if (route.name.empty()) {
@@ -876,9 +877,12 @@ std::variant<Json, ApiError> ApiHandler::Store(const ResourceType& type, Json o,
     return o;  // a no-op write changes nothing, not even the revision
   }
   const std::string key = KeyFor(type, MetaString(old, "namespace"), name);
-  // An object being deleted goes once its last finalizer is removed.
+  // An object being deleted goes once its last finalizer is removed; a pod
+  // on a node also waits for its agent to confirm (deletionGracePeriodSeconds 0).
   const Json* finalizers = Find(o, {"metadata", "finalizers"});
-  if (meta.contains("deletionTimestamp") &&
+  const bool awaiting_agent = type.kind == "Pod" && Find(o, {"spec", "nodeName"}) &&
+                              IntAt(meta, "deletionGracePeriodSeconds", 0) > 0;
+  if (meta.contains("deletionTimestamp") && !awaiting_agent &&
       (finalizers == nullptr || !finalizers->is_array() || finalizers->empty())) {
     auto deleted = store_.Delete(key, old_revision);
     if (!deleted.ok()) return FromStore(deleted.status(), type, name);
@@ -1093,12 +1097,51 @@ ApiHandler::Result ApiHandler::CreateBinding(const Route& route, const HttpReque
                             {"code", 201}});
 }
 
-ApiHandler::Result ApiHandler::Log(const Route& route) {
+std::variant<LogTarget, ApiError> ApiHandler::ResolveLog(const Route& route,
+                                                         const HttpRequest& request) {
   auto stored = store_.Get(KeyFor(*route.type, route.namespace_name, route.name));
   if (!stored.ok()) return FromStore(stored.status(), *route.type, route.name);
-  return BadRequest(absl::StrCat("pod ", route.name,
-                                 " has no logs: container logs are kept by the node agent, "
-                                 "which does not run yet"));
+  const Json pod = Decode(*stored);
+  const Json* bound = Find(pod, {"spec", "nodeName"});
+  std::optional<Json> node;
+  if (bound && bound->is_string() && !bound->get<std::string>().empty()) {
+    const ResourceType* nodes = FindResourceType("", "v1", "nodes");
+    if (auto n = store_.Get(KeyFor(*nodes, "", bound->get<std::string>())); n.ok()) {
+      node = Decode(*n);
+    }
+  }
+  return ResolveLogTarget(pod, node ? &*node : nullptr, request.query);
+}
+
+ApiHandler::Result ApiHandler::Log(const Route& route, const HttpRequest& request) {
+  auto target = ResolveLog(route, request);
+  if (auto* e = std::get_if<ApiError>(&target)) return *e;
+  // A follow reaching here (not through the HTTP server) gets what there is now.
+  LogTarget t = std::get<LogTarget>(target);
+  if (t.follow) {
+    HttpRequest without = request;
+    without.query.erase("follow");
+    auto again = ResolveLog(route, without);
+    if (auto* e = std::get_if<ApiError>(&again)) return *e;
+    t = std::get<LogTarget>(again);
+  }
+  return FetchLogs(t, kLogFetchTimeout);
+}
+
+std::optional<std::variant<LogTarget, HttpResponse>> ApiHandler::PlanLogStream(
+    const HttpRequest& request) {
+  auto follow = request.query.find("follow");
+  if (request.method != "GET" || follow == request.query.end() ||
+      (follow->second != "true" && follow->second != "1")) {
+    return std::nullopt;
+  }
+  auto parsed = ParseRoute(request.path);
+  if (!parsed || !std::holds_alternative<Route>(*parsed)) return std::nullopt;
+  const Route& route = std::get<Route>(*parsed);
+  if (route.subresource != "log") return std::nullopt;
+  auto target = ResolveLog(route, request);
+  if (auto* e = std::get_if<ApiError>(&target)) return ErrorResponse(*e);
+  return std::get<LogTarget>(target);
 }
 
 std::vector<std::pair<const ResourceType*, StoredObject>> ApiHandler::Dependents(
@@ -1204,7 +1247,24 @@ std::variant<Json, ApiError> ApiHandler::DeleteObject(const ResourceType& type,
     }
     Json finalizers = o["metadata"].value("finalizers", Json::array());
     if (o["metadata"].contains("deletionTimestamp")) {
-      return o;  // already being deleted; it goes with its last finalizer
+      // A pod's node agent (or a forced delete) confirms with a zero grace
+      // period once its processes are gone; anything else waits for the
+      // object's last finalizer.
+      if (type.kind != "Pod" || grace_seconds != int64_t{0}) return o;
+      if (!finalizers.empty()) {
+        // Confirmed, but held by finalizers: it goes with the last of them.
+        if (IntAt(o["metadata"], "deletionGracePeriodSeconds", 0) == 0) return o;
+        Json confirmed = o;
+        confirmed["metadata"]["deletionGracePeriodSeconds"] = 0;
+        confirmed["metadata"].erase("resourceVersion");
+        auto updated = store_.Update(key, confirmed.dump(), stored->mod_revision);
+        if (!updated.ok()) {
+          if (absl::IsAborted(updated.status())) continue;
+          return FromStore(updated.status(), type, name);
+        }
+        confirmed["metadata"]["resourceVersion"] = absl::StrCat(*updated);
+        return confirmed;
+      }
     }
     const bool foreground = propagation == "Foreground";
     // A pod on a node is stopped by its node agent first, within its grace period.

@@ -43,6 +43,15 @@ struct HttpResponse {
   std::vector<std::string> warnings;
 };
 
+// The node agent that serves a pod's logs, and the request target to send it.
+struct LogTarget {
+  std::string host;
+  int port = 0;
+  std::string target;  // "/containerLogs/ns/pod/c?tailLines=5"
+  bool follow = false;
+};
+inline constexpr absl::Duration kLogFetchTimeout = absl::Seconds(30);
+
 // How rows carry their object in a server-side table (?includeObject=).
 enum class IncludeObject { kNone, kMetadata, kObject };
 
@@ -81,6 +90,9 @@ class ApiHandler {
   std::string EncodeEvent(const WatchPlan& plan, const ObjectEvent& event);
   std::string EncodeError(const ApiError& error);
   std::string EncodeBookmark(const WatchPlan& plan, int64_t revision);
+  // nullopt if `request` is not GET pods/<name>/log?follow=true; else the
+  // node agent to stream from, or the error to answer.
+  std::optional<std::variant<LogTarget, HttpResponse>> PlanLogStream(const HttpRequest& request);
 
  private:
   struct Route {
@@ -107,7 +119,8 @@ class ApiHandler {
   Result Delete(const Route& route, const HttpRequest& request);
   Result DeleteCollection(const Route& route, const HttpRequest& request);
   Result CreateBinding(const Route& route, const HttpRequest& request);
-  Result Log(const Route& route);
+  Result Log(const Route& route, const HttpRequest& request);
+  std::variant<LogTarget, ApiError> ResolveLog(const Route& route, const HttpRequest& request);
 
   // Read-modify-write of one object with CAS, retried on conflict when the
   // caller did not pin a resourceVersion. `mutate` returns the new object.
