@@ -250,6 +250,8 @@ class DeploymentReconciler : public Reconciler {
     }
   }
 
+  // All fixed once Setup returns; the caches and the queue are thread-safe,
+  // and each Pass is one worker's own.
   const WorkloadOptions options_;
   ReconcileContext* ctx_ = nullptr;
   ObjectCache* deployments_ = nullptr;
@@ -399,6 +401,8 @@ absl::Status DeploymentReconciler::CreateNewReplicaSet(Pass& p, int64_t new_revi
       created = *existing;
       already_existed = true;
     } else {
+      spdlog::warn("event=deployment_hash_collision deployment={} replicaset={} collision_count={}",
+                   p.key, name, collisions.value_or(0) + 1);
       p.d["status"]["collisionCount"] = collisions.value_or(0) + 1;
       absl::Status st = SaveDeployment(p, false, true);
       if (!st.ok()) return st;
@@ -421,6 +425,11 @@ absl::Status DeploymentReconciler::CreateNewReplicaSet(Pass& p, int64_t new_revi
                                                               created.status().message()));
   }
   Noted(p, *created);
+  if (!already_existed) {
+    spdlog::info(
+        "event=deployment_new_replicaset deployment={} replicaset={} revision={} replicas={}",
+        p.key, name, new_revision, size);
+  }
   p.sets.push_back(ViewOf(*created));
   p.new_rs = &p.sets.back();
   if (!already_existed && size > 0) {

@@ -114,6 +114,7 @@ class ReplicaSetReconciler : public Reconciler {
   absl::Status UpdateStatus(const std::string& key, const Json& rs,
                             const std::vector<ObjectPtr>& pods, const absl::Status& managed);
 
+  // Fixed once Setup returns but for expectations_, which locks itself.
   const WorkloadOptions options_;
   Expectations expectations_;
   ReconcileContext* ctx_ = nullptr;

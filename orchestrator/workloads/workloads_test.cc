@@ -258,8 +258,6 @@ class DelayingStore : public ObjectStore {
         [this, target](const std::vector<ObjectEvent>& events) {
           std::lock_guard<std::mutex> lock(mu_);
           pending_.push_back({absl::Now() + delay_, target, events});
-          for (const ObjectEvent& e : events)
-            queued_revision_ = std::max(queued_revision_, e.revision);
           cv_.notify_all();
         },
         std::move(on_end));
@@ -267,10 +265,12 @@ class DelayingStore : public ObjectStore {
     return std::unique_ptr<Subscription>(new Sub(target, std::move(*sub)));
   }
   int64_t watched_revision() const override {
+    // Asked before taking mu_: the inner store calls our sink with its lock held.
+    const int64_t inner = inner_.watched_revision();
     std::lock_guard<std::mutex> lock(mu_);
     // Only what has been delivered counts as seen.
-    return pending_.empty() ? std::max(delivered_revision_, inner_.watched_revision())
-                            : delivered_revision_;
+    return pending_.empty() && !delivering_ ? std::max(delivered_revision_, inner)
+                                            : delivered_revision_;
   }
 
  private:
@@ -310,6 +310,7 @@ class DelayingStore : public ObjectStore {
       }
       Batch b = std::move(pending_.front());
       pending_.pop_front();
+      delivering_ = true;
       lock.unlock();
       {
         std::lock_guard<std::mutex> target_lock(b.target->mu);
@@ -319,6 +320,7 @@ class DelayingStore : public ObjectStore {
       for (const ObjectEvent& e : b.events) {
         delivered_revision_ = std::max(delivered_revision_, e.revision);
       }
+      delivering_ = false;
     }
   }
 
@@ -327,8 +329,8 @@ class DelayingStore : public ObjectStore {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Batch> pending_;       // guarded by mu_
-  int64_t queued_revision_ = 0;     // guarded by mu_
   int64_t delivered_revision_ = 0;  // guarded by mu_
+  bool delivering_ = false;         // guarded by mu_; a batch is in a sink
   bool stop_ = false;               // guarded by mu_
   std::thread thread_;
 };
@@ -340,10 +342,18 @@ class WorkloadsTest : public ::testing::Test {
   }
   ~WorkloadsTest() override {
     if (host_) host_->Stop();
+    host_.reset();
     kubelet_.reset();
+    delayed_.reset();
   }
 
   void StartKubelet() { kubelet_ = std::make_unique<FakeKubelet>(api_); }
+
+  // Caches that see every change `delay` late (they outlive the host).
+  ObjectStore* Delayed(absl::Duration delay) {
+    delayed_ = std::make_unique<DelayingStore>(store_, delay);
+    return delayed_.get();
+  }
 
   // The reconcilers as the leader runs them; their caches read `cache_store`.
   void StartHost(ObjectStore* cache_store = nullptr) {
@@ -446,6 +456,7 @@ class WorkloadsTest : public ::testing::Test {
   ApiHandler api_;
   ObjectClient client_;
   std::unique_ptr<FakeKubelet> kubelet_;
+  std::unique_ptr<DelayingStore> delayed_;
   std::unique_ptr<ReconcilerHost> host_;
 };
 
@@ -615,9 +626,9 @@ TEST_F(WorkloadsTest, ReplicaSetAdoptsOrphansAndReleasesPodsItNoLongerSelects) {
 TEST_F(WorkloadsTest, ReplicaSetNeverCreatesExtraPodsWithADelayedCache) {
   PodCensus census(store_);
   census.Arm("slow");
-  DelayingStore delayed(store_, absl::Milliseconds(400));
+  ObjectStore* delayed = Delayed(absl::Milliseconds(400));
   StartKubelet();
-  StartHost(&delayed);
+  StartHost(delayed);
   ASSERT_TRUE(client_.Create(ReplicaSets(), ReplicaSetObject("slow", 5)).ok());
   // Keep bringing the key back while the cache lags: each reconcile sees
   // fewer pods than were created and must not create them again.
@@ -726,6 +737,15 @@ TEST_P(RollingUpdateTest, NeverPassesSurgeNorUnavailability) {
   EXPECT_EQ(SpecReplicas(old_rs), 0);
   EXPECT_EQ(SpecReplicas(new_rs), replicas);
   EXPECT_EQ(ImageOf(new_rs), "app:v2");
+  // Converged: the reconcilers write nothing more (no status or condition churn).
+  ASSERT_TRUE(Eventually([&] {
+    const int64_t revision = store_.watched_revision();
+    absl::SleepFor(absl::Milliseconds(300));
+    return store_.watched_revision() == revision;
+  }));
+  const int64_t settled = store_.watched_revision();
+  absl::SleepFor(absl::Milliseconds(1500));  // across a second boundary of the timestamps
+  EXPECT_EQ(store_.watched_revision(), settled);
 }
 
 INSTANTIATE_TEST_SUITE_P(Bounds, RollingUpdateTest,
@@ -898,9 +918,9 @@ TEST_F(WorkloadsTest, ProgressDeadlineExceededWhenPodsNeverGetReady) {
 
 TEST_F(WorkloadsTest, StaleStateWritesAreRejectedNotApplied) {
   // The reconcilers' caches lag by 300ms: every decision is taken on old state.
-  DelayingStore delayed(store_, absl::Milliseconds(300));
+  ObjectStore* delayed = Delayed(absl::Milliseconds(300));
   StartKubelet();
-  StartHost(&delayed);
+  StartHost(delayed);
   ASSERT_TRUE(client_.Create(Deployments(), DeploymentObject("cas", 2, "app:v1")).ok());
   ASSERT_TRUE(Eventually([&] { return RolledOut("cas"); }));
   // The user changes the template (the reconciler will stamp a revision on
