@@ -143,7 +143,10 @@ HttpResponse FetchLogs(const LogTarget& target, absl::Duration timeout) {
                message, Json()};
     return ErrorResponse(e);
   }
-  return HttpResponse{200, "text/plain", std::move(response.body())};
+  HttpResponse out;
+  out.content_type = "text/plain";
+  out.body = std::move(response.body());
+  return out;
 }
 
 }  // namespace ganglion::orchestrator
