@@ -12,8 +12,12 @@
 // MemoryObjectStore and the ApiHandler (no Raft, no HTTP): its own ceiling.
 // --mode=create only creates the pods (with --server-flag=--reconcilers=none,
 // the API's create throughput with no scheduler writing beside it).
+// --mode=deployments creates --deployments Deployments of --replicas each
+// (the ReplicaSet reconciler makes the pods) and times the first create to
+// the last of their pods seen bound: the whole leader-hosted pipeline.
 //
-//   scheduler_bench [--mode=e2e|bind|in-process|create] [--nodes=1000] [--pods=10000]
+//   scheduler_bench [--mode=e2e|bind|in-process|create|deployments] [--nodes=1000]
+//                   [--pods=10000] [--deployments=300 --replicas=100]
 //                   [--runs=3] [--clients=32] [--api=127.0.0.1:6443,...]
 //                   [--server-flag=--reconcilers=none ...]
 // clang-format off
@@ -63,6 +67,8 @@ struct Args {
   int pods = 10000;
   int runs = 3;
   int clients = 32;
+  int deployments = 300;
+  int replicas = 100;
   std::vector<int> api_ports;  // empty: start a cluster
   std::vector<std::string> server_flags;
 };
@@ -118,6 +124,19 @@ Json PodObject(const std::string& ns, int i) {
              {{{"name", "main"},
                {"image", "nginx:1.25"},
                {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}}}}}}}}};
+}
+
+Json DeploymentObject(const std::string& ns, int i, int replicas) {
+  const std::string name = absl::StrCat("web-", i);
+  Json container = {{"name", "main"}, {"image", "nginx:1.25"}};
+  container["resources"]["requests"] = {{"cpu", "10m"}, {"memory", "16Mi"}};
+  Json d = {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}};
+  d["metadata"] = {{"name", name}, {"namespace", ns}};
+  d["spec"]["replicas"] = replicas;
+  d["spec"]["selector"]["matchLabels"]["app"] = name;
+  d["spec"]["template"]["metadata"]["labels"]["app"] = name;
+  d["spec"]["template"]["spec"]["containers"] = Json::array({container});
+  return d;
 }
 
 // A watch of one namespace's pods: counts distinct pods seen with a node.
@@ -347,6 +366,8 @@ int main(int argc, char** argv) {
     value("pods", args.pods);
     value("runs", args.runs);
     value("clients", args.clients);
+    value("deployments", args.deployments);
+    value("replicas", args.replicas);
     if (a.rfind("--mode=", 0) == 0) args.mode = a.substr(7);
     if (a.rfind("--server-flag=", 0) == 0) args.server_flags.push_back(a.substr(14));
     if (a.rfind("--api=", 0) == 0) {
@@ -361,8 +382,10 @@ int main(int argc, char** argv) {
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (args.mode == "in-process") return InProcess(args);
-  if (args.mode != "e2e" && args.mode != "bind" && args.mode != "create") {
-    std::fprintf(stderr, "unknown --mode=%s (want e2e, bind, in-process or create)\n",
+  if (args.mode == "deployments") args.pods = args.deployments * args.replicas;
+  if (args.mode != "e2e" && args.mode != "bind" && args.mode != "create" &&
+      args.mode != "deployments") {
+    std::fprintf(stderr, "unknown --mode=%s (want e2e, bind, in-process, create or deployments)\n",
                  args.mode.c_str());
     return 2;
   }
@@ -426,10 +449,17 @@ int main(int argc, char** argv) {
         c.Do(http::verb::get, absl::StrCat("/api/v1/namespaces/", ns, "/pods")).body());
     BindWatch watch(port, ns, rv, args.pods);
     auto start = Clock::now();
-    failed = Parallel(args.api_ports, args.clients, args.pods, [&](int i) {
-      return std::make_pair(absl::StrCat("/api/v1/namespaces/", ns, "/pods"),
-                            PodObject(ns, i).dump());
-    });
+    if (args.mode == "deployments") {
+      failed = Parallel(args.api_ports, args.clients, args.deployments, [&](int i) {
+        return std::make_pair(absl::StrCat("/apis/apps/v1/namespaces/", ns, "/deployments"),
+                              DeploymentObject(ns, i, args.replicas).dump());
+      });
+    } else {
+      failed = Parallel(args.api_ports, args.clients, args.pods, [&](int i) {
+        return std::make_pair(absl::StrCat("/api/v1/namespaces/", ns, "/pods"),
+                              PodObject(ns, i).dump());
+      });
+    }
     const auto created = Clock::now();
     const double create_s = std::chrono::duration<double>(created - start).count();
     if (args.mode == "create") {
@@ -461,7 +491,13 @@ int main(int argc, char** argv) {
     const double total_s = std::chrono::duration<double>(*done - start).count();
     const double rate = args.pods / total_s;
     rates.push_back(rate);
-    if (bind_mode) {
+    if (args.mode == "deployments") {
+      std::printf(
+          "run %d: %d deployments x %d replicas = %d pods on %d nodes: deployments created in "
+          "%.2f s (%d failed), every pod bound after %.2f s = %.0f pods/s placed\n",
+          run + 1, args.deployments, args.replicas, args.pods, args.nodes, create_s, failed,
+          total_s, rate);
+    } else if (bind_mode) {
       std::printf(
           "run %d: %d nodes uncordoned in %.2f s (%d failed); all %d pods bound %.2f s after "
           "the first uncordon = %.0f pods/s placed\n",

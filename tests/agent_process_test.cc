@@ -249,8 +249,8 @@ class AgentProcessTest : public ::testing::Test {
       delete a;
       a = nullptr;
     }
-    // Every container of every test carries "agenttest-" in its command:
-    // nothing of them may outlive the suite.
+    // Every container of this test process carries "agenttest-<pid>-" in
+    // its command: nothing of them may outlive the suite.
     KillLeftovers();
     delete cluster_;
     cluster_ = nullptr;
@@ -263,7 +263,10 @@ class AgentProcessTest : public ::testing::Test {
         ::kill(-p.pgid, SIGKILL);
       }
     }
-    for (const Proc& p : ProcessesWith("agenttest-")) ::kill(-p.pgid, SIGKILL);
+    // Only this process's: other suites may run beside it (ctest -j).
+    for (const Proc& p : ProcessesWith(absl::StrCat("agenttest-", ::getpid(), "-"))) {
+      ::kill(-p.pgid, SIGKILL);
+    }
   }
 
   void SetUp() override {
@@ -337,7 +340,7 @@ class AgentProcessTest : public ::testing::Test {
     return p["status"]["containerStatuses"][0].value("restartCount", 0);
   }
   std::string Marker(const std::string& pod) const {
-    return absl::StrCat("agenttest-", ns_, "-", pod);
+    return absl::StrCat("agenttest-", ::getpid(), "-", ns_, "-", pod);
   }
 
   static ProcessCluster* cluster_;
@@ -534,6 +537,56 @@ TEST_F(AgentProcessTest, DeleteStopsProcessesWithinTheGracePeriod) {
   EXPECT_GE(stubborn_ms, 2500);   // it was given its grace period
   EXPECT_LT(stubborn_ms, 15000);  // and then killed
   EXPECT_EQ(K({"get", "pod", "stubborn"}).exit_code, 1);
+}
+
+// With the leader's scheduler and workload reconcilers: a Deployment's pods are
+// placed on the agents' nodes and run as processes; a rollout replaces every
+// old process with a new one.
+TEST_F(AgentProcessTest, DeploymentRolloutReplacesProcesses) {
+  auto deployment = [&](const std::string& version) {
+    const std::string marker = absl::StrCat(Marker("roll"), "-", version);
+    return absl::StrCat(R"y(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: roll}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: roll}}
+  template:
+    metadata: {labels: {app: roll}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: main
+        image: busybox:)y",
+                        version, R"y(
+        command: [sh, -c, "while true; do sleep 0.2; done", )y", marker, "]\n");
+  };
+  auto count = [&](const std::string& version) {
+    return ProcessesWith(absl::StrCat(Marker("roll"), "-", version)).size();
+  };
+  ASSERT_EQ(K({"apply", "-f", "-"}, deployment("v1")).exit_code, 0);
+  auto status = K({"rollout", "status", "deployment/roll", "--timeout=60s"}, "", milliseconds(70000));
+  ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_TRUE(WaitFor([&] { return count("v1") == 2; }, milliseconds(20000))) << count("v1");
+
+  ASSERT_EQ(K({"apply", "-f", "-"}, deployment("v2")).exit_code, 0);
+  status = K({"rollout", "status", "deployment/roll", "--timeout=90s"}, "", milliseconds(100000));
+  ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_TRUE(WaitFor([&] { return count("v1") == 0 && count("v2") == 2; }, milliseconds(30000)))
+      << "v1 processes " << count("v1") << ", v2 processes " << count("v2");
+  // Every pod of the deployment is on an agent's node and runs the new image.
+  auto pods = K({"get", "pods", "-l", "app=roll", "-o", "json"});
+  ASSERT_EQ(pods.exit_code, 0) << pods.err;
+  Json list = Json::parse(pods.out, nullptr, false);
+  int running_v2 = 0;
+  for (const Json& p : list["items"]) {
+    if (p["metadata"].contains("deletionTimestamp")) continue;
+    EXPECT_TRUE(absl::StartsWith(p["spec"].value("nodeName", ""), "node-")) << p.dump();
+    running_v2 += Running(p) && p["spec"]["containers"][0].value("image", "") == "busybox:v2";
+  }
+  EXPECT_EQ(running_v2, 2) << pods.out;
+  ASSERT_EQ(K({"delete", "deployment", "roll"}).exit_code, 0);
+  EXPECT_TRUE(WaitFor([&] { return count("v2") == 0; }, milliseconds(30000))) << count("v2");
 }
 
 TEST_F(AgentProcessTest, InitContainerAndEmptyDirThenSucceeded) {
