@@ -5,6 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "orchestrator/api/selectors.h"
@@ -17,6 +21,35 @@
 namespace ganglion::orchestrator::workloads {
 
 namespace {
+
+// Calls `create` `count` times in batches of 1, 2, 4, ... (at most
+// `parallel_max` at once), Kubernetes' slow start: a batch with a failure
+// ends it, so a ReplicaSet whose pods are refused (a quota, a bad template)
+// makes a few doomed writes, not hundreds. Returns how many calls were made;
+// `first_error` gets the first failure.
+int SlowStartBatches(int count, int parallel_max, const std::function<absl::Status()>& create,
+                     absl::Status* first_error) {
+  int made = 0;
+  std::mutex mu;
+  for (int batch = 1; made < count; batch = std::min(batch * 2, parallel_max)) {
+    const int n = std::min(batch, count - made);
+    std::vector<std::thread> threads;
+    threads.reserve(n - 1);
+    auto one = [&] {
+      absl::Status st = create();
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error->ok()) *first_error = st;
+      }
+    };
+    for (int i = 1; i < n; ++i) threads.emplace_back(one);
+    one();
+    for (std::thread& t : threads) t.join();
+    made += n;
+    if (!first_error->ok()) break;
+  }
+  return made;
+}
 
 // Pods become available within this much of the computed instant; the key
 // comes back a little after it so the pod is past the threshold.
@@ -175,15 +208,21 @@ absl::Status ReplicaSetReconciler::ManageReplicas(const std::string& key, const 
       }
     }
     expectations_.ExpectCreations(key, count);
-    for (int i = 0; i < count; ++i) {
-      auto created = ctx_->client().Create(pod_type_, pod);
-      if (!created.ok()) {
-        // Neither this pod nor the rest will appear: stop waiting for them.
-        for (int j = i; j < count; ++j) expectations_.CreationObserved(key);
-        return absl::Status(
-            created.status().code(),
-            absl::StrCat("creating a pod for ReplicaSet ", key, ": ", created.status().message()));
-      }
+    absl::Status first_error;
+    const int made = SlowStartBatches(
+        count, options_.creates_in_flight_max,
+        [&]() -> absl::Status {
+          auto created = ctx_->client().Create(pod_type_, pod);
+          // A pod that was not created will not appear: stop waiting for it.
+          if (!created.ok()) expectations_.CreationObserved(key);
+          return created.status();
+        },
+        &first_error);
+    // Nor will the ones never attempted.
+    for (int j = made; j < count; ++j) expectations_.CreationObserved(key);
+    if (!first_error.ok()) {
+      return absl::Status(first_error.code(), absl::StrCat("creating a pod for ReplicaSet ", key,
+                                                           ": ", first_error.message()));
     }
     return absl::OkStatus();
   }

@@ -29,7 +29,10 @@ struct WorkloadOptions {
   absl::Duration expectations_timeout = absl::Minutes(5);
   // Pods one ReplicaSet creates or deletes in one reconcile, at most.
   int burst_replicas_max = 500;
-  int workers = 2;
+  // Pod creations one ReplicaSet has in flight at once (slow-start batches
+  // of 1, 2, 4, ... up to this).
+  int creates_in_flight_max = 32;
+  int workers = 4;
 };
 
 // "replicaset" and "deployment", as registered in orchestrator/reconcilers.cc.
