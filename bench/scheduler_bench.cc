@@ -43,6 +43,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "bench/load/http_connection.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
@@ -73,33 +74,7 @@ struct Args {
   std::vector<std::string> server_flags;
 };
 
-// One keep-alive HTTP/1.1 connection, synchronous.
-class Connection {
- public:
-  explicit Connection(int port) : stream_(io_) {
-    stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port)));
-  }
-  http::response<http::string_body> Do(http::verb verb, const std::string& target,
-                                       const std::string& body = "",
-                                       const std::string& type = "application/json") {
-    http::request<http::string_body> req{verb, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, type);
-    req.set(http::field::accept, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream_, req);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(1ull << 31);
-    http::read(stream_, buffer, parser);
-    return parser.release();
-  }
-
- private:
-  net::io_context io_;
-  beast::tcp_stream stream_;
-};
+using Connection = ganglion::bench::HttpConnection;
 
 Json NodeObject(int i, bool cordoned) {
   Json resources = {{"cpu", "32"}, {"memory", "128Gi"}, {"pods", "110"}};
