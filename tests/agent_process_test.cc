@@ -31,7 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/process_cluster.h"
+#include "tests/support/kube_cluster.h"
 
 namespace ganglion::tests {
 namespace {
@@ -40,7 +40,6 @@ using Json = nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr milliseconds kKubectlTimeout{30000};
 
 // A process in /proc: its pid, process group and command line.
 struct Proc {
@@ -196,39 +195,21 @@ class AgentProcess {
   pid_t pid_ = 0;
 };
 
-class AgentProcessTest : public ::testing::Test {
+class AgentProcessTest : public KubeTest {
  protected:
   static void SetUpTestSuite() {
-    ClusterOptions options;
-    options.binary = GANGLION_BINARY;
-    options.members = 3;
-    options.serve_api = true;
-    cluster_ = new ProcessCluster(options);
-    absl::Status started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started;
-    for (int i = 0; i < cluster_->size(); ++i) {
-      api_member_ = i;
-      std::ofstream(Kubeconfig()) << "apiVersion: v1\nkind: Config\nclusters:\n- name: g\n"
-                                  << "  cluster:\n    server: " << cluster_->member(i).ApiUrl()
-                                  << "\ncontexts:\n- name: g\n  context: {cluster: g, user: g}\n"
-                                  << "users:\n- name: g\n  user: {}\ncurrent-context: g\n";
-    }
-    api_member_ = 0;
-    ASSERT_TRUE(WaitFor(
-        [] {
-          return Kubectl({"get", "namespace", "default"}).exit_code == 0;
-        },
-        milliseconds(20000)));
+    StartGanglion();
+    if (kube_ == nullptr) return;
     std::vector<std::string> endpoints;
-    for (int i = 0; i < cluster_->size(); ++i) {
-      endpoints.push_back(cluster_->member(i).ClientEndpoint());
+    for (int i = 0; i < cluster().size(); ++i) {
+      endpoints.push_back(cluster().member(i).ClientEndpoint());
     }
     endpoints_ = absl::StrJoin(endpoints, ",");
     for (int i = 0; i < 2; ++i) {
       const std::string name = absl::StrCat("node-", i + 1);
-      const std::string root = absl::StrCat(cluster_->data_root(), "/agent-", name);
+      const std::string root = absl::StrCat(cluster().data_root(), "/agent-", name);
       agents_[i] = new AgentProcess(name, root, absl::StrJoin(endpoints, ","),
-                                    absl::StrCat(cluster_->data_root(), "/", name, ".log"));
+                                    absl::StrCat(cluster().data_root(), "/", name, ".log"));
       agents_[i]->Start();
     }
     for (int i = 0; i < 2; ++i) {
@@ -252,13 +233,12 @@ class AgentProcessTest : public ::testing::Test {
     // Every container of this test process carries "agenttest-<pid>-" in
     // its command: nothing of them may outlive the suite.
     KillLeftovers();
-    delete cluster_;
-    cluster_ = nullptr;
+    StopCluster();
   }
 
   static void KillLeftovers() {
     for (const Proc& p : AllProcesses()) {
-      if (absl::StrContains(p.cmdline, cluster_ ? cluster_->data_root() : "/nonexistent") &&
+      if (absl::StrContains(p.cmdline, kube_ ? cluster().data_root() : "/nonexistent") &&
           absl::StrContains(p.cmdline, "--shim")) {
         ::kill(-p.pgid, SIGKILL);
       }
@@ -269,25 +249,11 @@ class AgentProcessTest : public ::testing::Test {
     }
   }
 
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    ns_ = absl::StrCat("t-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (char& c : ns_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto created = Kubectl({"create", "namespace", ns_});
-    ASSERT_EQ(created.exit_code, 0) << created.err;
-  }
 
   // kubectl talks to the API of member api_member_.
-  static std::string Kubeconfig() {
-    return absl::StrCat(cluster_->data_root(), "/kubeconfig-", api_member_);
-  }
-
   static CommandResult Kubectl(std::vector<std::string> args, const std::string& stdin_data = "",
                                milliseconds timeout = kKubectlTimeout) {
-    std::vector<std::string> argv = {GANGLION_KUBECTL, "--kubeconfig", Kubeconfig(), "--cache-dir",
-                                     absl::StrCat(cluster_->data_root(), "/kube-cache")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, stdin_data, timeout);
+    return kube().Kubectl(std::move(args), api_member_, stdin_data, timeout);
   }
 
   CommandResult K(std::vector<std::string> args, const std::string& stdin_data = "",
@@ -343,14 +309,11 @@ class AgentProcessTest : public ::testing::Test {
     return absl::StrCat("agenttest-", ::getpid(), "-", ns_, "-", pod);
   }
 
-  static ProcessCluster* cluster_;
   static AgentProcess* agents_[2];
   static std::string endpoints_;
   static int api_member_;
-  std::string ns_;
 };
 
-ProcessCluster* AgentProcessTest::cluster_ = nullptr;
 std::string AgentProcessTest::endpoints_;
 int AgentProcessTest::api_member_ = 0;
 AgentProcess* AgentProcessTest::agents_[2] = {nullptr, nullptr};
@@ -673,7 +636,7 @@ TEST_F(AgentProcessTest, AgentKilledAndRestartedAdoptsAndCleansUp) {
 TEST_F(AgentProcessTest, HollowNodesRegisterRunAndDeletePods) {
   constexpr int kNodes = 20, kPods = 40;
   AgentProcess hollow(
-      "hollow", "", endpoints_, absl::StrCat(cluster_->data_root(), "/hollow.log"),
+      "hollow", "", endpoints_, absl::StrCat(cluster().data_root(), "/hollow.log"),
       {"--hollow", "--count", absl::StrCat(kNodes), "--name-prefix", "hollow-", "--threads", "2"});
   hollow.Start();
   ASSERT_TRUE(WaitFor(
@@ -716,7 +679,7 @@ TEST_F(AgentProcessTest, SurvivesTheLossOfAMember) {
   struct Restore {
     ~Restore() { api_member_ = 0; }
   } restore;
-  ASSERT_TRUE(cluster_->Stop(0).ok());
+  ASSERT_TRUE(cluster().Stop(0).ok());
   auto renew_time = [] {
     return Kubectl({"get", "lease", "-n", "kube-node-lease", "node-1", "-o",
                     "jsonpath={.spec.renewTime}"})
@@ -729,7 +692,7 @@ TEST_F(AgentProcessTest, SurvivesTheLossOfAMember) {
       << "node-1's lease was not renewed without m1: " << TailFile(agents_[0]->log());
   ASSERT_EQ(K({"delete", "pod", "after-loss", "--timeout=60s"}).exit_code, 0);
   EXPECT_TRUE(ProcessesWith(Marker("after-loss")).empty());
-  ASSERT_TRUE(cluster_->Restart(0).ok());
+  ASSERT_TRUE(cluster().Restart(0).ok());
 }
 
 }  // namespace

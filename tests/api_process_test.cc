@@ -27,15 +27,8 @@ using std::chrono::milliseconds;
 
 class ApiProcessTest : public KubeTest {
  protected:
-  static void SetUpTestSuite() {
-    ClusterOptions options;
-    options.binary = GANGLION_BINARY;
-    options.members = 3;
-    // The API alone: no reconciler writes conditions or events behind its back.
-    options.extra_flags = {"--reconcilers=none"};
-    StartCluster(options, GANGLION_KUBECTL);
-  }
-  static void TearDownTestSuite() { StopCluster(); }
+  // The API alone: no reconciler writes conditions or events behind its back.
+  static void SetUpTestSuite() { StartGanglion({"--reconcilers=none"}); }
 
   static std::string Deployment(const std::string& name, int replicas, const std::string& image) {
     return absl::StrCat(R"(apiVersion: apps/v1

@@ -27,14 +27,6 @@ std::string Deployment(const std::string& name, int replicas) {
 
 class OrchestratorProcessTest : public KubeTest {
  protected:
-  static void SetUpTestSuite() {
-    ClusterOptions options;
-    options.binary = GANGLION_BINARY;
-    options.members = 3;
-    StartCluster(options, GANGLION_KUBECTL);
-  }
-  static void TearDownTestSuite() { StopCluster(); }
-
   // The replica sets of deployment `name` (by the deployment's label).
   int ReplicaSetsOf(const std::string& name, int member = 0) const {
     auto r = K({"get", "replicasets", "-l", "app=" + name, "-o", "json"}, member);

@@ -27,14 +27,6 @@ constexpr int kWaitAttemptsMax = 300;  // of 100 ms each
 
 class SchedulerProcessTest : public KubeTest {
  protected:
-  static void SetUpTestSuite() {
-    ClusterOptions options;
-    options.binary = GANGLION_BINARY;
-    options.members = 3;
-    StartCluster(options, GANGLION_KUBECTL);
-  }
-  static void TearDownTestSuite() { StopCluster(); }
-
   // `kubectl apply -f -` of `yaml`.
   void Apply(const std::string& yaml, int member = 0) const {
     auto r = Kubectl({"-n", ns_, "apply", "-f", "-"}, member, yaml);

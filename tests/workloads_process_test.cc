@@ -331,14 +331,6 @@ class PodCensus {
 
 class WorkloadsProcessTest : public KubeTest {
  protected:
-  static void SetUpTestSuite() {
-    ClusterOptions options;
-    options.binary = GANGLION_BINARY;
-    options.members = 3;
-    StartCluster(options, GANGLION_KUBECTL);
-  }
-  static void TearDownTestSuite() { StopCluster(); }
-
   // kubectl in the test's namespace, through a running member (`member_`).
   CommandResult K(std::vector<std::string> args, milliseconds timeout = kKubectlTimeout) const {
     args.insert(args.begin(), {"-n", ns_});

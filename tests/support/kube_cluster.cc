@@ -86,6 +86,14 @@ void KubeTest::StartCluster(ClusterOptions options, std::string kubectl) {
   kube_ = started->release();
 }
 
+void KubeTest::StartGanglion(std::vector<std::string> extra_flags) {
+  ClusterOptions options;
+  options.binary = GANGLION_BINARY;
+  options.members = 3;
+  options.extra_flags = std::move(extra_flags);
+  StartCluster(options, GANGLION_KUBECTL);
+}
+
 void KubeTest::StopCluster() {
   delete kube_;
   kube_ = nullptr;

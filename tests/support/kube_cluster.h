@@ -50,7 +50,11 @@ class KubeCluster {
 // a fresh namespace named after it.
 class KubeTest : public ::testing::Test {
  protected:
-  // Call from the derived suite's SetUpTestSuite.
+  // The default suite: 3 members of this build's ganglion, driven by the
+  // machine's kubectl. A suite that needs other flags calls StartGanglion.
+  static void SetUpTestSuite() { StartGanglion(); }
+  static void TearDownTestSuite() { StopCluster(); }
+  static void StartGanglion(std::vector<std::string> extra_flags = {});
   static void StartCluster(ClusterOptions options, std::string kubectl);
   static void StopCluster();
   void SetUp() override;
