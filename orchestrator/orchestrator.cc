@@ -32,12 +32,14 @@ absl::StatusOr<std::unique_ptr<Orchestrator>> Orchestrator::Start(OrchestratorOp
                        absl::StrJoin(known, ", "), ")"));
     }
   }
+  std::unique_ptr<Orchestrator> o(new Orchestrator());
+  // No reconciler (an etcd-only member): no store, no watch of /registry/.
+  if (chosen.empty()) return o;
   EtcdObjectStoreOptions so;
   so.endpoints = {"in-process"};
   so.channel = std::move(options.channel);
   auto store = EtcdObjectStore::Create(std::move(so));
   if (!store.ok()) return store.status();
-  std::unique_ptr<Orchestrator> o(new Orchestrator());
   o->store_ = std::move(*store);
   o->api_ = std::make_unique<ApiHandler>(*o->store_, "in-process");
   o->host_ = std::make_unique<ReconcilerHost>(*o->store_, *o->api_);

@@ -40,14 +40,17 @@ class Orchestrator {
   Orchestrator& operator=(const Orchestrator&) = delete;
 
   // From the member's leadership observer; never blocks.
-  void SetLeading(bool leading, uint64_t term) { host_->SetLeading(leading, term); }
+  void SetLeading(bool leading, uint64_t term) {
+    if (host_) host_->SetLeading(leading, term);
+  }
   void Stop();
-  HostStats stats() const { return host_->stats(); }
+  HostStats stats() const { return host_ ? host_->stats() : HostStats{}; }
   const std::vector<std::string>& reconciler_names() const { return names_; }
 
  private:
   Orchestrator() = default;
 
+  // All null when no reconciler is chosen: then nothing watches the store.
   std::unique_ptr<EtcdObjectStore> store_;
   std::unique_ptr<ApiHandler> api_;
   std::unique_ptr<ReconcilerHost> host_;
