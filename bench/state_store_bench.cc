@@ -80,7 +80,9 @@ void BM_ApplyPuts(benchmark::State& state) {
   BenchStore bs("apply");
   uint64_t events = 0;
   if (state.range(1) == 1) {
-    bs.store()->Subscribe([&](const RevisionEvents& e) { events += e.events.size(); });
+    bs.store()->Subscribe([&](const std::vector<RevisionEvents>& batch) {
+      for (const RevisionEvents& e : batch) events += e.events.size();
+    });
   }
   const std::string value(kValueBytes, 'v');
   std::mt19937 rng(1);

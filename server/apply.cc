@@ -79,14 +79,16 @@ absl::Status Server::LoadLeases(const storage::StateStore& store) {
   return absl::OkStatus();
 }
 
-void Server::OnRevisionApplied(const storage::RevisionEvents& rev) {
-  if (watch_hub_) watch_hub_->Publish(rev);
-  key_waiters_.OnEvents(rev);
-  for (const mvccpb::Event& e : rev.events) {
-    if (e.type() == mvccpb::Event::PUT) {
-      lessor_->OnPut(e.kv().key(), e.kv().lease());
-    } else {
-      lessor_->OnDelete(e.kv().key());
+void Server::OnRevisionsApplied(const std::vector<storage::RevisionEvents>& batch) {
+  if (watch_hub_) watch_hub_->Publish(batch);
+  for (const storage::RevisionEvents& rev : batch) {
+    key_waiters_.OnEvents(rev);
+    for (const mvccpb::Event& e : rev.events) {
+      if (e.type() == mvccpb::Event::PUT) {
+        lessor_->OnPut(e.kv().key(), e.kv().lease());
+      } else {
+        lessor_->OnDelete(e.kv().key());
+      }
     }
   }
 }

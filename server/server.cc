@@ -249,7 +249,8 @@ absl::Status Server::OpenStateStore() {
   o.initial_revision = 1;
   auto st = storage::StateStore::Open(config_.data_dir + "/state", o);
   if (!st.ok()) return st.status();
-  (*st)->Subscribe([this](const storage::RevisionEvents& rev) { OnRevisionApplied(rev); });
+  (*st)->Subscribe(
+      [this](const std::vector<storage::RevisionEvents>& batch) { OnRevisionsApplied(batch); });
   std::unique_lock lock(store_mu_);
   store_ = std::shared_ptr<storage::StateStore>(std::move(*st));
   return absl::OkStatus();

@@ -123,12 +123,21 @@ absl::StatusOr<std::vector<Entry>> RaftLogStore::Entries(Index lo, Index hi,
   if (hi > last_index_ + 1) return raft::ErrUnavailable();
   std::vector<Entry> out;
   if (lo >= hi) return out;
+  uint64_t bytes = 0;
+  if (!tail_.empty() && lo >= tail_.front().index) {
+    for (auto it = tail_.begin() + static_cast<ptrdiff_t>(lo - tail_.front().index);
+         it != tail_.end() && it->index < hi; ++it) {
+      bytes += raft::EntrySizeBytes(*it);
+      if (!out.empty() && bytes > max_bytes) break;
+      out.push_back(*it);
+    }
+    return out;
+  }
   std::string upper = EntryKey(hi);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  uint64_t bytes = 0;
   Index want = lo;
   for (it->Seek(EntryKey(lo)); it->Valid(); it->Next(), want++) {
     Entry e;
@@ -242,9 +251,43 @@ absl::Status RaftLogStore::Save(const std::optional<raft::HardState>& hard_state
   compacted_term_ = compacted_term;
   terms_.resize(keep_terms);
   terms_.insert(terms_.end(), new_terms.begin(), new_terms.end());
-  if (snapshot) snapshot_ = *snapshot;
+  if (snapshot) {
+    snapshot_ = *snapshot;
+    tail_.clear();
+    tail_bytes_ = 0;
+  }
+  if (!new_terms.empty()) TailAppend(entries, entries.size() - new_terms.size());
   if (hard_state) hard_state_ = *hard_state;
   return absl::OkStatus();
+}
+
+void RaftLogStore::TailAppend(const std::vector<Entry>& entries, size_t skip) {
+  if (options_.tail_cache_bytes == 0) return;
+  const Index start = entries[skip].index;
+  // A conflicting suffix goes; what is left must end right before `start`.
+  while (!tail_.empty() && tail_.back().index >= start) {
+    tail_bytes_ -= raft::EntrySizeBytes(tail_.back());
+    tail_.pop_back();
+  }
+  if (!tail_.empty() && tail_.back().index + 1 != start) {
+    tail_.clear();
+    tail_bytes_ = 0;
+  }
+  for (size_t i = skip; i < entries.size(); i++) {
+    tail_.push_back(entries[i]);
+    tail_bytes_ += raft::EntrySizeBytes(entries[i]);
+  }
+  while (!tail_.empty() && tail_bytes_ > options_.tail_cache_bytes) {
+    tail_bytes_ -= raft::EntrySizeBytes(tail_.front());
+    tail_.pop_front();
+  }
+}
+
+void RaftLogStore::TailDropThrough(Index index) {
+  while (!tail_.empty() && tail_.front().index <= index) {
+    tail_bytes_ -= raft::EntrySizeBytes(tail_.front());
+    tail_.pop_front();
+  }
 }
 
 absl::Status RaftLogStore::SetSnapshot(const raft::Snapshot& snapshot) {
@@ -280,6 +323,7 @@ absl::Status RaftLogStore::Compact(Index compact_index) {
     return s;
   }
   terms_.erase(terms_.begin(), terms_.begin() + (compact_index + 1 - first_index_));
+  TailDropThrough(compact_index);
   first_index_ = compact_index + 1;
   compacted_term_ = term;
   return absl::OkStatus();

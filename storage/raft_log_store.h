@@ -34,6 +34,10 @@ struct RaftLogStoreOptions {
   bool write_ahead_log = true;
   // Null: the default Env. Tests pass a fault-injecting one.
   rocksdb::Env* env = nullptr;
+  // The newest entries kept in memory as Save wrote them (0: none), so
+  // committed entries reach the apply loop, and appends the followers need
+  // next reach the transport, without reading RocksDB back.
+  uint64_t tail_cache_bytes = 16 << 20;
 };
 
 // Thread-safe: the raft loop writes while the transport reads entries to send.
@@ -89,6 +93,14 @@ class RaftLogStore final : public raft::Storage {
   raft::HardState hard_state_;
   raft::Snapshot snapshot_;
   uint64_t syncs_ = 0;
+  // Guarded by mu_. A suffix of the log (ending at last_index_ when not
+  // empty) within options_.tail_cache_bytes, for Entries.
+  std::deque<raft::Entry> tail_;
+  uint64_t tail_bytes_ = 0;
+
+  // Keeps tail_ a suffix of the log after an append at `start`.
+  void TailAppend(const std::vector<raft::Entry>& entries, size_t skip);
+  void TailDropThrough(raft::Index index);
 };
 
 }  // namespace ganglion::storage

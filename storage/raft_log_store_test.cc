@@ -98,6 +98,57 @@ TEST(RaftLogStore, MaxBytesLimitsButReturnsAtLeastOne) {
   EXPECT_EQ(s->Entries(1, 11, two)->size(), 2u);
 }
 
+// The in-memory tail answers exactly what RocksDB would: a cache of a few
+// entries, appends, a conflicting suffix, compaction, each read checked
+// against the same store reopened (which starts with an empty tail).
+TEST(RaftLogStore, TailCacheAnswersAsTheDiskDoes) {
+  TempDir dir;
+  RaftLogStoreOptions o;
+  o.tail_cache_bytes = 4 * raft::EntrySizeBytes(Ents(1, 1, 1)[0]);
+  auto open = [&] {
+    auto s = RaftLogStore::Open(dir.path(), o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *std::move(s);
+  };
+  auto s = open();
+  auto all = [](RaftLogStore& st) {
+    std::vector<std::string> out;
+    for (raft::Index lo = st.FirstIndex(); lo <= st.LastIndex(); lo++) {
+      for (raft::Index hi = lo + 1; hi <= st.LastIndex() + 1; hi++) {
+        auto ents = st.Entries(lo, hi, raft::kNoLimit);
+        EXPECT_TRUE(ents.ok()) << lo << ".." << hi << ": " << ents.status();
+        if (!ents.ok()) continue;
+        std::string row;
+        for (const Entry& e : *ents)
+          row += std::to_string(e.index) + "/" + std::to_string(e.term) + ":" + e.data + " ";
+        out.push_back(row);
+      }
+    }
+    return out;
+  };
+  auto check = [&](const char* what) {
+    const auto cached = all(*s);
+    s.reset();
+    s = open();
+    EXPECT_EQ(cached, all(*s)) << what;
+  };
+  ASSERT_TRUE(s->Save(std::nullopt, Ents(1, 10, 1), std::nullopt).ok());
+  ASSERT_TRUE(s->Save(std::nullopt, Ents(11, 12, 1), std::nullopt).ok());
+  check("appends");
+  ASSERT_TRUE(s->Save(std::nullopt, Ents(9, 10, 1), std::nullopt).ok());
+  ASSERT_TRUE(s->Save(std::nullopt, Ents(11, 13, 1), std::nullopt).ok());
+  ASSERT_TRUE(s->Save(std::nullopt, Ents(12, 12, 2), std::nullopt).ok());  // cuts 13
+  EXPECT_EQ(s->LastIndex(), 12u);
+  EXPECT_EQ(s->Entries(12, 13, raft::kNoLimit)->at(0).term, 2u);
+  check("a conflicting suffix");
+  ASSERT_TRUE(s->Save(std::nullopt, Ents(13, 14, 2), std::nullopt).ok());
+  ASSERT_TRUE(s->SetSnapshot({"state", {raft::ConfState{{1}, {}, {}, {}, false}, 12, 2}}).ok());
+  ASSERT_TRUE(s->Compact(12).ok());
+  EXPECT_EQ(s->Entries(13, 15, raft::kNoLimit)->size(), 2u);
+  check("compaction into the tail");
+  EXPECT_EQ(s->Entries(13, 15, raft::EntrySizeBytes(Ents(1, 1, 1)[0]))->size(), 1u);
+}
+
 TEST(RaftLogStore, CompactionKeepsBoundaryTermAndSurvivesReopen) {
   TempDir dir;
   auto s = OpenStore(dir.path());

@@ -69,6 +69,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "storage/codec.h"
 #include "storage/rocksdb_status.h"
@@ -854,6 +855,47 @@ uint32_t Crc32c(uint32_t crc, std::string_view data) {
 
 }  // namespace
 
+// ---- the live-record cache ----
+
+// Live records of the keys Apply touched lately: what the DB holds for them
+// as of the last written batch (nullopt: no live record). Two generations:
+// lookups promote from the old one, and when the current one fills up it
+// becomes the old one, so hot keys stay and the size stays bounded without
+// per-entry bookkeeping. Apply's thread only.
+class StateStore::LiveCache {
+ public:
+  struct Rec {
+    int64_t create = 0, mod = 0, version = 0, lease = 0;
+  };
+  explicit LiveCache(size_t generation_max) : generation_max_(generation_max) {}
+
+  // True if the key is known; *out is its record (nullopt: none).
+  bool Find(const std::string& live_key, std::optional<Rec>* out) {
+    if (auto it = current_.find(live_key); it != current_.end()) {
+      *out = it->second;
+      return true;
+    }
+    auto it = old_.find(live_key);
+    if (it == old_.end()) return false;
+    *out = it->second;
+    Put(live_key, *out);
+    return true;
+  }
+
+  void Put(const std::string& live_key, const std::optional<Rec>& rec) {
+    if (generation_max_ == 0) return;
+    if (current_.size() >= generation_max_) {
+      old_ = std::move(current_);
+      current_ = {};
+    }
+    current_.insert_or_assign(live_key, rec);
+  }
+
+ private:
+  const size_t generation_max_;
+  absl::flat_hash_map<std::string, std::optional<Rec>> current_, old_;
+};
+
 // ---- the apply batch ----
 
 // One Apply call: a write batch that later ops read through, plus the
@@ -871,6 +913,10 @@ class StateStore::ApplyTxn {
     static LiveRecord From(const KvRef& kv) {
       return LiveRecord{kv.create, kv.mod, kv.version, kv.lease, -1, {}};
     }
+    static LiveRecord From(const LiveCache::Rec& r) {
+      return LiveRecord{r.create, r.mod, r.version, r.lease, -1, {}};
+    }
+    LiveCache::Rec ToCached() const { return LiveCache::Rec{create, mod, version, lease}; }
     KvRef ToKvRef() const {
       KvRef kv;
       kv.create = create;
@@ -915,6 +961,7 @@ class StateStore::ApplyTxn {
       }
       undo_.clear();
       pending_.clear();
+      pending_prev_missing_ = false;
       sub_ = 0;
       return result;
     }
@@ -922,14 +969,18 @@ class StateStore::ApplyTxn {
     if (index_ && !index_built_by_request_) (void)index_->PopSavePoint();
     if (sub_ > 0) {
       cur_rev_ = begin_rev_ + 1;
-      if (want_events_) events_.push_back(RevisionEvents{cur_rev_, std::move(pending_)});
+      if (want_events_) {
+        events_.push_back(RevisionEvents{cur_rev_, std::move(pending_), !pending_prev_missing_});
+      }
     }
     pending_.clear();
+    pending_prev_missing_ = false;
     return result;
   }
 
   // Reads the live records of the keys the batch's plain puts will touch in
-  // one MultiGet, which batches the memtable and table lookups.
+  // one MultiGet, which batches the memtable and table lookups. (Their
+  // values are not read: events leave them to LoadPrevValues.)
   absl::Status Prefetch(const std::vector<ApplyOp>& ops) {
     std::vector<std::string> keys;
     for (const ApplyOp& op : ops) {
@@ -940,12 +991,24 @@ class StateStore::ApplyTxn {
     if (keys.empty()) return absl::OkStatus();
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    live_.reserve(keys.size() * 2);
+    // Keys the cache knows skip the DB.
+    keys.erase(std::remove_if(keys.begin(), keys.end(),
+                              [&](std::string& k) {
+                                std::optional<LiveCache::Rec> cached;
+                                if (!store_->live_cache_->Find(k, &cached)) return false;
+                                std::optional<LiveRecord> rec;
+                                if (cached) rec = LiveRecord::From(*cached);
+                                live_.emplace(std::move(k), std::move(rec));
+                                return true;
+                              }),
+               keys.end());
+    if (keys.empty()) return absl::OkStatus();
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
     store_->db_->MultiGet(rocksdb::ReadOptions(), store_->db_->DefaultColumnFamily(), keys.size(),
                           slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
-    live_.reserve(keys.size() * 2);
     for (size_t i = 0; i < keys.size(); i++) {
       if (statuses[i].IsNotFound()) {
         live_.emplace(std::move(keys[i]), std::nullopt);
@@ -957,34 +1020,6 @@ class StateStore::ApplyTxn {
       } else {
         return FromRocks(statuses[i], "prefetch live keys");
       }
-    }
-    if (!want_events_) return absl::OkStatus();
-    // Events carry every put's previous value: fetch those from history in
-    // one more MultiGet rather than one Get per put.
-    std::vector<std::pair<std::string, LiveRecord*>> wanted;
-    for (auto& [live_key, rec] : live_) {
-      if (rec)
-        wanted.emplace_back(VersionKey(std::string_view(live_key).substr(1), rec->mod), &*rec);
-    }
-    if (wanted.empty()) return absl::OkStatus();
-    std::sort(wanted.begin(), wanted.end());
-    slices.clear();
-    for (const auto& w : wanted) slices.emplace_back(w.first);
-    values = std::vector<rocksdb::PinnableSlice>(wanted.size());
-    statuses.assign(wanted.size(), rocksdb::Status());
-    store_->db_->MultiGet(rocksdb::ReadOptions(), store_->db_->DefaultColumnFamily(), wanted.size(),
-                          slices.data(), values.data(), statuses.data(),
-                          /*sorted_input=*/true);
-    for (size_t i = 0; i < wanted.size(); i++) {
-      if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
-        return FromRocks(statuses[i], "prefetch live values");
-      }
-      KvRef version;
-      if (!statuses[i].ok() || !DecodeVersionValue(values[i].ToStringView(), &version) ||
-          version.tombstone) {
-        return absl::DataLossError("live index names a missing version");
-      }
-      wanted[i].second->db_value = std::string(version.value);
     }
     return absl::OkStatus();
   }
@@ -1012,7 +1047,15 @@ class StateStore::ApplyTxn {
     rocksdb::WriteOptions wo;
     wo.sync = false;  // the raft log replays what a crash loses
     wo.disableWAL = !store_->options_.write_ahead_log;
-    return FromRocks(store_->db_->Write(wo, &sorted), "write apply batch");
+    if (auto s = FromRocks(store_->db_->Write(wo, &sorted), "write apply batch"); !s.ok()) {
+      return s;
+    }
+    // live_ is exact for every key it holds (failed requests were undone),
+    // and now it is what the DB holds.
+    for (const auto& [key, rec] : live_) {
+      store_->live_cache_->Put(key, rec ? std::optional(rec->ToCached()) : std::nullopt);
+    }
+    return absl::OkStatus();
   }
 
   void WriteMeta(const MetaWrite& m) {
@@ -1128,7 +1171,9 @@ class StateStore::ApplyTxn {
     KvRef prev;
     if (found) {
       prev = (*rec)->ToKvRef();
-      if (p.prev_kv() || want_events_ || p.ignore_value()) {
+      // Events leave the previous value to the watchers that want it
+      // (LoadPrevValues): most puts never read it.
+      if (p.prev_kv() || p.ignore_value()) {
         auto v = LiveValue(p.key(), *rec);
         if (!v.ok()) return v.status();
         prev.value = *v;
@@ -1148,7 +1193,10 @@ class StateStore::ApplyTxn {
       ev.set_type(mvccpb::Event::PUT);
       KvRef kv{p.key(), value, create, rev, version, lease};
       kv.ToProto(ev.mutable_kv());
-      if (found) prev.ToProto(ev.mutable_prev_kv());
+      if (found) {
+        prev.ToProto(ev.mutable_prev_kv());
+        if (!p.prev_kv() && !p.ignore_value()) pending_prev_missing_ = true;
+      }
     }
     // `value` may point into the overlay or writes_: encode before writing.
     std::string version_value = EncodeVersionValue(false, sub, create, version, lease, value);
@@ -1168,8 +1216,9 @@ class StateStore::ApplyTxn {
     bool single = false, unbounded = false;
     MkGteRangeEnd(d.range_end(), &single, &unbounded);
     std::vector<mvccpb::KeyValue> victims;
-    // The deleted values only go out as prev_kv.
-    const bool with_values = want_events_ || d.prev_kv();
+    // The deleted values only go out as prev_kv; events leave them to
+    // watchers that want them (LoadPrevValues).
+    const bool with_values = d.prev_kv();
     if (single) {
       auto rec = GetLive(LiveKey(d.key()));
       if (!rec.ok()) return rec.status();
@@ -1207,6 +1256,7 @@ class StateStore::ApplyTxn {
         ev.mutable_kv()->set_key(kv.key());
         ev.mutable_kv()->set_mod_revision(rev);
         *ev.mutable_prev_kv() = kv;
+        if (!with_values) pending_prev_missing_ = true;
       }
       if (d.prev_kv()) *resp.add_prev_kvs() = kv;
     }
@@ -1239,6 +1289,8 @@ class StateStore::ApplyTxn {
   int64_t begin_rev_ = 0;
   int64_t sub_ = 0;
   std::vector<mvccpb::Event> pending_;
+  // Some event in pending_ has a prev_kv without its value.
+  bool pending_prev_missing_ = false;
   std::vector<RevisionEvents> events_;
   // Live records ('l' keys) as of the batch so far: exact for every key it
   // holds (read from the DB, or written by this batch, which writes them all
@@ -1255,6 +1307,12 @@ class StateStore::ApplyTxn {
     if (it == live_.end()) {
       // Not written by this batch (those are all in live_): the DB has it,
       // and it stays exact until the batch writes the key.
+      if (std::optional<LiveCache::Rec> cached; store_->live_cache_->Find(live_key, &cached)) {
+        std::optional<LiveRecord> rec;
+        if (cached) rec = LiveRecord::From(*cached);
+        it = live_.emplace(live_key, std::move(rec)).first;
+        return it->second ? &*it->second : nullptr;
+      }
       std::string value;
       rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), live_key, &value);
       std::optional<LiveRecord> rec;
@@ -1383,7 +1441,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
 }
 
 StateStore::StateStore(std::unique_ptr<rocksdb::DB> db, const StateStoreOptions& options)
-    : options_(options), db_(std::move(db)) {}
+    : options_(options),
+      db_(std::move(db)),
+      live_cache_(std::make_unique<LiveCache>(options.live_cache_keys)) {}
 
 StateStore::~StateStore() {
   {
@@ -1456,10 +1516,42 @@ absl::StatusOr<std::vector<ApplyResult>> StateStore::Apply(const std::vector<App
     applied_index_ = last_index;
   }
   if (compacted) cv_.notify_all();
-  if (subscriber) {
-    for (const RevisionEvents& rev : txn.events()) (*subscriber)(rev);
-  }
+  if (subscriber && !txn.events().empty()) (*subscriber)(txn.events());
   return results;
+}
+
+absl::Status StateStore::LoadPrevValues(RevisionEvents* rev) const {
+  if (rev->prev_values) return absl::OkStatus();
+  std::vector<std::string> keys;
+  std::vector<size_t> at;  // event index of each key
+  for (size_t i = 0; i < rev->events.size(); i++) {
+    const mvccpb::Event& ev = rev->events[i];
+    if (!ev.has_prev_kv()) continue;
+    keys.push_back(VersionKey(ev.prev_kv().key(), ev.prev_kv().mod_revision()));
+    at.push_back(i);
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  if (!keys.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+                  values.data(), statuses.data());
+  }
+  for (size_t j = 0; j < keys.size(); j++) {
+    if (!statuses[j].ok() && !statuses[j].IsNotFound()) {
+      return FromRocks(statuses[j], "load previous values");
+    }
+    mvccpb::Event& ev = rev->events[at[j]];
+    KvRef version;
+    if (statuses[j].ok() && DecodeVersionValue(values[j].ToStringView(), &version) &&
+        !version.tombstone) {
+      ev.mutable_prev_kv()->set_value(version.value.data(), version.value.size());
+    } else {
+      ev.clear_prev_kv();  // compacted away since
+    }
+  }
+  rev->prev_values = true;
+  return absl::OkStatus();
 }
 
 void StateStore::Subscribe(Subscriber subscriber) {

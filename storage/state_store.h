@@ -81,6 +81,11 @@ struct StateStoreOptions {
   bool write_ahead_log = false;
   // RocksDB block cache (shared by history and live-index reads).
   uint64_t block_cache_bytes = 256 << 20;
+  // Live-index records Apply keeps in memory (recently written or read
+  // keys, 0 for none), so a put to a hot key skips the memtable search for
+  // its live record. Up to twice this many are held (two generations);
+  // about 100 bytes each with short keys.
+  size_t live_cache_keys = 1 << 15;
 };
 
 // etcd's range_end for "every key starting with prefix": the first key after
@@ -115,6 +120,10 @@ using ApplyResult = absl::StatusOr<ApplyResponse>;
 struct RevisionEvents {
   int64_t revision = 0;
   std::vector<mvccpb::Event> events;
+  // False when some event's prev_kv has the previous version's metadata but
+  // not its value: Apply leaves values to whoever wants them (a prev_kv
+  // watcher), which calls StateStore::LoadPrevValues.
+  bool prev_values = true;
 };
 
 struct HashKVResult {
@@ -183,9 +192,16 @@ class StateStore {
   absl::StatusOr<EventsPage> EventsSince(int64_t start_rev, int64_t end_rev,
                                          uint64_t max_events) const;
 
-  // Called after each Apply batch is written, once per revision in order, on
-  // the Apply thread. It must not block or call Apply.
-  using Subscriber = std::function<void(const RevisionEvents&)>;
+  // Fills in the values of `rev`'s prev_kvs from history (a no-op when
+  // rev->prev_values). A previous version that compaction removed meanwhile
+  // drops that event's prev_kv, as etcd's watch does. Thread-safe.
+  absl::Status LoadPrevValues(RevisionEvents* rev) const;
+
+  // Called after each Apply batch is written, with the batch's revisions in
+  // order (if it made any), on the Apply thread. It must not block or call
+  // Apply. Events carry prev_kv metadata; values only where the request
+  // itself read them (see RevisionEvents::prev_values).
+  using Subscriber = std::function<void(const std::vector<RevisionEvents>&)>;
   void Subscribe(Subscriber subscriber);
 
   // Makes every batch applied so far durable (flushes the memtables). With
@@ -217,6 +233,7 @@ class StateStore {
  private:
   class ApplyTxn;
   class Snapshot;
+  class LiveCache;
 
   StateStore(std::unique_ptr<rocksdb::DB> db, const StateStoreOptions& options);
   absl::Status Load();
@@ -227,6 +244,8 @@ class StateStore {
 
   const StateStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;  // thread-safe itself
+  // Used by Apply only (single writer).
+  std::unique_ptr<LiveCache> live_cache_;
 
   mutable std::mutex mu_;
   std::shared_ptr<const Subscriber> subscriber_;  // guarded by mu_

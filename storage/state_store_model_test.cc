@@ -3,6 +3,7 @@
 // ranges, through compactions and partial physical removal.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -95,6 +96,9 @@ TEST_P(ModelTest, RandomOpsMatchModel) {
   StateStoreOptions o;
   o.background_compaction = GetParam() % 2 == 0;
   o.compaction_batch_entries_max = 7;
+  // Apply's live-record cache: none, smaller than the key set (generations
+  // roll over all the time), and the default (every key cached).
+  o.live_cache_keys = std::array<size_t, 3>{0, 2, 1 << 15}[GetParam() % 3];
   auto store = OpenOrDie(dir.sub("state"), o);
   Model model;
   int64_t compact = 0;

@@ -836,7 +836,9 @@ TEST_F(StateStoreTest, CheckpointRestore) {
 
 TEST_F(StateStoreTest, SubscriberGetsEventsPerRevisionAndHistoryMatches) {
   std::vector<RevisionEvents> got;
-  store_->Subscribe([&](const RevisionEvents& e) { got.push_back(e); });
+  store_->Subscribe([&](const std::vector<RevisionEvents>& batch) {
+    got.insert(got.end(), batch.begin(), batch.end());
+  });
   a_.Put("a", "1");  // 1
   a_.Put("a", "2");  // 2
   a_.Delete("zz");   // no revision
@@ -848,6 +850,13 @@ TEST_F(StateStoreTest, SubscriberGetsEventsPerRevisionAndHistoryMatches) {
   EXPECT_EQ(got[0].revision, 1);
   EXPECT_FALSE(got[0].events[0].has_prev_kv());
   EXPECT_EQ(got[1].events[0].kv().version(), 2);
+  // Apply leaves previous values out (no request read them); the metadata
+  // is there, and LoadPrevValues reads the values from history.
+  EXPECT_FALSE(got[1].prev_values);
+  EXPECT_EQ(got[1].events[0].prev_kv().mod_revision(), 1);
+  EXPECT_EQ(got[1].events[0].prev_kv().value(), "");
+  for (RevisionEvents& rev : got) ASSERT_TRUE(store_->LoadPrevValues(&rev).ok());
+  EXPECT_TRUE(got[1].prev_values);
   EXPECT_EQ(got[1].events[0].prev_kv().value(), "1");
   ASSERT_EQ(got[2].events.size(), 2u);
   EXPECT_EQ(got[2].events[0].type(), mvccpb::Event::PUT);
@@ -886,6 +895,38 @@ TEST_F(StateStoreTest, SubscriberGetsEventsPerRevisionAndHistoryMatches) {
   store_->Subscribe(nullptr);
   a_.Put("c", "1");
   EXPECT_EQ(got.size(), 3u);
+}
+
+TEST_F(StateStoreTest, PrevValuesComeWithEventsOnlyWhereTheRequestReadThem) {
+  std::vector<RevisionEvents> got;
+  store_->Subscribe([&](const std::vector<RevisionEvents>& batch) {
+    got.insert(got.end(), batch.begin(), batch.end());
+  });
+  a_.Put("a", "1");  // 1
+  etcdserverpb::PutRequest p;
+  p.set_key("a");
+  p.set_value("2");
+  p.set_prev_kv(true);
+  ASSERT_TRUE(a_.Apply(p).ok());  // 2: the put read its previous value
+  a_.Put("a", "3");               // 3
+  a_.Put("b", "1");               // 4
+  a_.Put("b", "2");               // 5
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_TRUE(got[1].prev_values);
+  EXPECT_EQ(got[1].events[0].prev_kv().value(), "1");
+  EXPECT_FALSE(got[2].prev_values);
+
+  // Compacted and physically removed before a watcher asked: the event
+  // loses its prev_kv (as etcd's watch), the rest of it stays.
+  ASSERT_TRUE(a_.Compact(5).ok());
+  ASSERT_TRUE(store_->CompactPhysicallyForTest().ok());
+  ASSERT_TRUE(store_->LoadPrevValues(&got[2]).ok());
+  EXPECT_TRUE(got[2].prev_values);
+  EXPECT_FALSE(got[2].events[0].has_prev_kv());
+  EXPECT_EQ(got[2].events[0].kv().value(), "3");
+  // b's version at 4 was superseded at 5 <= 5: removed as well.
+  ASSERT_TRUE(store_->LoadPrevValues(&got[4]).ok());
+  EXPECT_FALSE(got[4].events[0].has_prev_kv());
 }
 
 // ---- server tables and etcd's starting revision ----

@@ -165,23 +165,31 @@ void Hub::ResetStoreLocked(std::shared_ptr<storage::StateStore> store) {
   }
 }
 
-void Hub::Publish(const RevisionEvents& rev) {
+void Hub::Publish(const std::vector<RevisionEvents>& batch) {
   // On the apply thread: never take mu_, never wait.
+  bool wake = false;
   {
     std::lock_guard lock(in_mu_);
-    latest_rev_ = std::max(latest_rev_, rev.revision);
-    const uint64_t bytes = ApproxBytes(rev);
-    if (watcher_count_.load() == 0 || incoming_.size() >= options_.incoming_revisions_max ||
-        incoming_bytes_ + bytes > options_.incoming_bytes_max) {
-      // Not queued: the dispatcher sees latest_rev_ ahead of what it got and
-      // sends its watchers to history for the missing revisions.
-      dropped_revisions_total_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      incoming_.push_back(rev);
-      incoming_bytes_ += bytes;
+    const bool watched = watcher_count_.load() > 0;
+    // The dispatcher swaps out the whole queue, so it needs a wake only when
+    // the queue stops being empty; with no watchers nobody needs one (a new
+    // watcher starts after max(latest_rev_, live_rev_)).
+    wake = watched && incoming_.empty();
+    for (const RevisionEvents& rev : batch) {
+      latest_rev_ = std::max(latest_rev_, rev.revision);
+      const uint64_t bytes = ApproxBytes(rev);
+      if (!watched || incoming_.size() >= options_.incoming_revisions_max ||
+          incoming_bytes_ + bytes > options_.incoming_bytes_max) {
+        // Not queued: the dispatcher sees latest_rev_ ahead of what it got
+        // and sends its watchers to history for the missing revisions.
+        dropped_revisions_total_.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        incoming_.push_back(rev);
+        incoming_bytes_ += bytes;
+      }
     }
   }
-  in_cv_.notify_one();
+  if (wake) in_cv_.notify_one();
 }
 
 void Hub::DispatchLoop() {
@@ -262,9 +270,16 @@ void Hub::MarkSynced(Watcher* w) {
   w->synced = true;
 }
 
+bool Hub::LoadPrevValues(RevisionEvents* rev) {
+  if (rev->prev_values) return true;
+  std::shared_ptr<storage::StateStore> store = store_.lock();
+  // Loading in place keeps the events where they are (candidates point at them).
+  return store != nullptr && store->LoadPrevValues(rev).ok();
+}
+
 void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev) {
   std::vector<const mvccpb::Event*> candidates;
-  for (const RevisionEvents& rev : revisions) {
+  for (RevisionEvents& rev : revisions) {
     // Already covered (the store was reset to a later state meanwhile).
     if (rev.revision <= live_rev_) continue;
     if (rev.revision != live_rev_ + 1) {
@@ -289,9 +304,10 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
         if (Matches(w->spec, ev.kv().key())) candidates.push_back(&ev);
       }
       if (candidates.empty()) continue;
-      if (Slow(w->stream)) {
-        // Moved aside: it resumes at this revision from history once its
-        // stream has drained.
+      // Moved aside (a full stream, or previous values it wants that could
+      // not be read here): it resumes at this revision from history, which
+      // carries them, once its stream has drained.
+      if (Slow(w->stream) || (w->spec.prev_kv && !LoadPrevValues(&rev))) {
         w->next_rev = rev.revision;
         IndexSynced(w, false);
         synced_.erase(w);

@@ -145,11 +145,12 @@ class Hub {
   // there. Call on the apply thread, before anything is applied to `store`.
   void ResetStore(std::shared_ptr<storage::StateStore> store);
 
-  // Each applied revision, in order, from the store's subscriber (the apply
-  // thread; the server's one subscriber fans out to the hub and the
-  // lessor). Never blocks: appends to a bounded queue or drops the revision
-  // for the watchers to recover from history.
-  void Publish(const storage::RevisionEvents& rev);
+  // Each applied batch's revisions, in order, from the store's subscriber
+  // (the apply thread; the server's one subscriber fans out to the hub and
+  // the lessor). Never blocks: appends to a bounded queue or drops revisions
+  // for the watchers to recover from history; wakes the dispatcher at most
+  // once per batch.
+  void Publish(const std::vector<storage::RevisionEvents>& batch);
 
   // A client stream. ResourceExhausted beyond streams_max.
   absl::StatusOr<StreamRef> OpenStream(ReadyFn on_ready);
@@ -197,6 +198,10 @@ class Hub {
   void DispatchLoop();
   // Delivers queued live revisions to synced watchers. Holds mu_.
   void DispatchLive(std::deque<storage::RevisionEvents>& revisions, int64_t latest_rev);
+  // The previous values of rev's events, read once for every prev_kv watcher
+  // of the revision (Apply does not read them). False if they could not be
+  // read. Holds mu_.
+  bool LoadPrevValues(storage::RevisionEvents* rev);
   // One page of history to eligible unsynced watchers; false if none needed it.
   bool CatchUpOnce();
   void ProgressTick(std::chrono::steady_clock::time_point now);

@@ -106,7 +106,8 @@ class HubTest : public ::testing::Test {
   }
   // What the server's subscriber does: hand every applied revision to the hub.
   void Connect(StateStore* store) {
-    store->Subscribe([h = hub_.get()](const storage::RevisionEvents& r) { h->Publish(r); });
+    store->Subscribe(
+        [h = hub_.get()](const std::vector<storage::RevisionEvents>& b) { h->Publish(b); });
   }
   etcdserverpb::TxnRequest PutsTxn(const std::vector<std::pair<std::string, std::string>>& kvs) {
     etcdserverpb::TxnRequest t;
