@@ -415,14 +415,18 @@ void Server::Stop() {
   if (watch_hub_) watch_hub_->Stop();  // watch: no Apply runs any more
   waiters_.FailAll(Stopped());
   std::vector<ReadWaiter> reads;
+  std::multimap<uint64_t, std::function<void(absl::Status)>> waiting_apply;
   {
     std::lock_guard lock(read_mu_);
     reads.swap(reads_pending_);
     for (ReadWaiter& r : reads_inflight_) reads.push_back(std::move(r));
     reads_inflight_.clear();
-    applied_waiters_.clear();
+    waiting_apply.swap(applied_waiters_);
   }
   for (ReadWaiter& r : reads) r.ready(Stopped());
+  // Reads whose index will never be applied now: answered, not dropped (a
+  // dropped one would leave its gRPC call open and hold up the shutdown).
+  for (auto& [index, ready] : waiting_apply) ready(Stopped());
   std::vector<LeaderTransfer> transfers;
   {
     std::lock_guard lock(timer_mu_);
@@ -542,8 +546,7 @@ void Server::OnReadStates(std::vector<raft::ReadState> states) {
         if (applied_index_.load() >= rs.index) {
           ready_now.push_back(std::move(r.ready));
         } else {
-          applied_waiters_.emplace(rs.index,
-                                   [ready = std::move(r.ready)] { ready(absl::OkStatus()); });
+          applied_waiters_.emplace(rs.index, std::move(r.ready));
         }
       }
       reads_inflight_.clear();
@@ -732,14 +735,14 @@ bool Server::WaitApplied(uint64_t index, std::chrono::milliseconds timeout) {
     // NotifyApplied stores the index before it takes read_mu_, so a waiter
     // added after this check is always seen by the NotifyApplied that passes it.
     if (applied_index_.load() >= index) return true;
-    applied_waiters_.emplace(index, [applied] { applied->set_value(); });
+    applied_waiters_.emplace(index, [applied](absl::Status) { applied->set_value(); });
   }
   return done.wait_for(timeout) == std::future_status::ready;
 }
 
 void Server::NotifyApplied(uint64_t index) {
   applied_index_ = index;
-  std::vector<std::function<void()>> ready;
+  std::vector<std::function<void(absl::Status)>> ready;
   {
     std::lock_guard lock(read_mu_);
     auto end = applied_waiters_.upper_bound(index);
@@ -747,7 +750,7 @@ void Server::NotifyApplied(uint64_t index) {
       ready.push_back(std::move(it->second));
     applied_waiters_.erase(applied_waiters_.begin(), end);
   }
-  for (auto& r : ready) r();
+  for (auto& r : ready) r(absl::OkStatus());
 }
 
 // ---- housekeeping ----

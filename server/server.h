@@ -300,7 +300,8 @@ class Server {
   // Applied-index waiters (linearizable reads) and the read-index round.
   mutable std::mutex read_mu_;
   std::atomic<uint64_t> applied_index_{0};
-  std::multimap<uint64_t, std::function<void()>> applied_waiters_;  // guarded by read_mu_
+  // Called with OK once the index is applied, or with an error on Stop.
+  std::multimap<uint64_t, std::function<void(absl::Status)>> applied_waiters_;  // by read_mu_
   std::vector<ReadWaiter> reads_pending_;   // guarded by read_mu_; waiting for the next round
   std::vector<ReadWaiter> reads_inflight_;  // guarded by read_mu_; in the current round
   std::string read_ctx_;                    // guarded by read_mu_; the current round's ctx
