@@ -615,6 +615,39 @@ TEST(FlowControl, InflightWindowBoundsMessagesInFlight) {
   EXPECT_EQ(c.raft(2).log().LastIndex(), 11u) << "acks open the window until all are sent";
 }
 
+TEST(FlowControl, BatchedProposalGoesOutAsOneAppendAndForwardsAsOneMessage) {
+  TestCluster c({1, 2, 3});
+  c.TickElection(1);
+  c.Stabilize();
+  const Index before = c.raft(1).log().LastIndex();
+  ASSERT_TRUE(c.node(1).ProposeBatch({"a", "b", "c"}).ok());
+  auto msgs = c.TakeMessages();
+  auto apps = OfType(msgs, MessageType::kApp);
+  ASSERT_EQ(apps.size(), 2u) << "one append per follower";
+  for (const Message& m : apps) EXPECT_EQ(m.entries.size(), 3u);
+  for (const auto& m : msgs) c.Deliver(m);
+  c.Stabilize();
+  EXPECT_EQ(c.raft(1).log().committed(), before + 3);
+
+  // From a follower: one forwarded proposal carrying all of them, in order.
+  ASSERT_TRUE(c.node(2).ProposeBatch({"d", "e"}).ok());
+  msgs = c.TakeMessages();
+  auto props = OfType(msgs, MessageType::kProp);
+  ASSERT_EQ(props.size(), 1u);
+  ASSERT_EQ(props[0].entries.size(), 2u);
+  EXPECT_EQ(props[0].entries[0].data, "d");
+  EXPECT_EQ(props[0].entries[1].data, "e");
+  for (const auto& m : msgs) c.Deliver(m);
+  c.Stabilize();
+  for (NodeId id : {1, 2, 3}) {
+    const auto& applied = c.member(id).applied;
+    ASSERT_GE(applied.size(), 5u);
+    std::string last5;
+    for (size_t i = applied.size() - 5; i < applied.size(); i++) last5 += applied[i].data;
+    EXPECT_EQ(last5, "abcde") << "member " << id;
+  }
+}
+
 TEST(FlowControl, InflightsRespectByteLimit) {
   Inflights in(100, 1000);
   in.Add(1, 400);

@@ -24,6 +24,15 @@ absl::Status RawNode::Propose(std::string data) {
   return raft_.Step(std::move(m));
 }
 
+absl::Status RawNode::ProposeBatch(std::vector<std::string> data) {
+  Message m;
+  m.type = MessageType::kProp;
+  m.from = raft_.id();
+  m.entries.reserve(data.size());
+  for (std::string& d : data) m.entries.push_back(Entry{0, 0, EntryType::kNormal, std::move(d)});
+  return raft_.Step(std::move(m));
+}
+
 absl::Status RawNode::ProposeConfChange(const ConfChange& cc) {
   Message m;
   m.type = MessageType::kProp;

@@ -45,6 +45,11 @@ class RawNode {
   void Tick() { raft_.Tick(); }
   absl::Status Campaign();
   absl::Status Propose(std::string data);
+  // Proposes several normal entries as one proposal: they are appended
+  // together, in order, and go to each follower in one append (a follower
+  // forwards them to the leader in one message). All are accepted or all
+  // are dropped.
+  absl::Status ProposeBatch(std::vector<std::string> data);
   absl::Status ProposeConfChange(const ConfChange& cc);
   absl::StatusOr<ConfState> ApplyConfChange(const ConfChange& cc) {
     return raft_.ApplyConfChange(cc);

@@ -147,6 +147,41 @@ void RaftLoop::Execute(Command& c) {
   }
 }
 
+void RaftLoop::ExecuteBatch(std::vector<Command>& batch) {
+  // Consecutive client proposals become one Raft proposal: one append to
+  // each follower (and one forward to the leader) for the run instead of
+  // one per request. Order with the other commands is kept.
+  // A run is capped like an append message (1 MiB, etcd's default), so one
+  // refused proposal never refuses more than that.
+  constexpr size_t kRunBytesMax = 1 << 20;
+  std::vector<std::string> run_data;
+  std::vector<std::function<void(absl::Status)>> run_done;
+  size_t run_bytes = 0;
+  auto flush = [&] {
+    if (run_data.empty()) return;
+    absl::Status s = run_data.size() == 1 ? node_->Propose(std::move(run_data[0]))
+                                          : node_->ProposeBatch(std::move(run_data));
+    for (auto& done : run_done) {
+      if (done) done(s);
+    }
+    run_data.clear();
+    run_done.clear();
+    run_bytes = 0;
+  };
+  for (Command& c : batch) {
+    if (auto* p = std::get_if<ProposeCmd>(&c); p && !p->conf_change) {
+      if (run_bytes + p->data.size() > kRunBytesMax) flush();
+      run_bytes += p->data.size();
+      run_data.push_back(std::move(p->data));
+      run_done.push_back(std::move(p->on_done));
+      continue;
+    }
+    flush();
+    Execute(c);
+  }
+  flush();
+}
+
 void RaftLoop::HandleReadies() {
   while (node_->HasReady()) {
     raft::Ready rd = node_->GetReady();
@@ -218,7 +253,7 @@ void RaftLoop::Run() {
       if (stopping_) return;
       batch.swap(inbox_);
     }
-    for (Command& c : batch) Execute(c);
+    ExecuteBatch(batch);
     batch.clear();
     auto now = Clock::now();
     if (now >= next_tick) {

@@ -110,6 +110,9 @@ class RaftLoop {
   bool Enqueue(Command c);
   void Run();
   void Execute(Command& c);
+  // Executes the batch in order, proposing consecutive client proposals
+  // together.
+  void ExecuteBatch(std::vector<Command>& batch);
   void HandleReadies();
 
   const RaftLoopOptions options_;
