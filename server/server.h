@@ -296,6 +296,7 @@ class Server {
   // Owned by the apply loop thread.
   raft::ConfState conf_state_;
   uint64_t snapshot_index_ = 0;
+  bool snapshot_flush_started_ = false;  // for the next snapshot
 
   // Applied-index waiters (linearizable reads) and the read-index round.
   mutable std::mutex read_mu_;

@@ -1726,6 +1726,13 @@ absl::Status StateStore::Flush() {
   return FromRocks(db_->Flush(fo), "flush");
 }
 
+absl::Status StateStore::StartFlush() {
+  rocksdb::FlushOptions fo;
+  fo.wait = false;
+  fo.allow_write_stall = true;  // never wait for room: a later Flush waits
+  return FromRocks(db_->Flush(fo), "start flush");
+}
+
 absl::Status StateStore::Checkpoint(const std::string& dir) const {
   rocksdb::Checkpoint* raw = nullptr;
   if (auto s = FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "checkpoint"); !s.ok()) {

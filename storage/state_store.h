@@ -209,6 +209,9 @@ class StateStore {
   // only once a Flush (or a Checkpoint, which flushes) that began after they
   // were applied has returned.
   absl::Status Flush();
+  // Starts flushing the memtables in the background and returns at once:
+  // a Flush or Checkpoint soon after then has little left to write.
+  absl::Status StartFlush();
 
   // A RocksDB checkpoint (hard links where possible) of the state at `dir`,
   // which must not exist. It includes every batch applied before the call.
