@@ -70,7 +70,7 @@ start_cluster() {
     sleep 0.3
   done
   echo "compare.sh: $name did not become healthy; logs in $WORK/$name" >&2
-  tail -5 "$WORK/$name"/m*.log >&2
+  tail -n 5 "$WORK/$name"/m*.log >&2
   return 1
 }
 
