@@ -40,7 +40,10 @@ trap cleanup EXIT
 
 # start_cluster NAME BINARY BASE_PORT: members m1..m3 on BASE+0/+10/+20
 # (client), +1/+11/+21 (peer); sets CLUSTER_EP to the client endpoints. (Not
-# run in a subshell: it records the member pids.)
+# run in a subshell: it records the member pids.) The ports are below Linux's
+# ephemeral range (32768-60999): a port in it can be taken at any moment as
+# the local end of some outgoing connection (the first cluster's own peers),
+# and the member that wanted to listen there fails to start.
 declare -A MEMBER_PIDS
 start_cluster() {
   local name=$1 binary=$2 base=$3 initial="" endpoints=""
@@ -99,9 +102,9 @@ workload_args() {
 }
 
 echo "starting etcd and ganglion clusters in $WORK" >&2
-start_cluster etcd "$ETCD" 41000
+start_cluster etcd "$ETCD" 21000
 ETCD_EP=$CLUSTER_EP
-start_cluster ganglion "$BIN/ganglion" 42000
+start_cluster ganglion "$BIN/ganglion" 22000
 GANGLION_EP=$CLUSTER_EP
 
 # The same member leads in both clusters, so a one-connection client (put-1)
