@@ -118,13 +118,9 @@ raft::Term RaftLoop::term() const {
 
 void RaftLoop::Execute(Command& c) {
   if (auto* p = std::get_if<ProposeCmd>(&c)) {
-    absl::Status s;
-    if (p->conf_change) {
-      auto cc = raft::DecodeConfChange(p->data);
-      s = cc.ok() ? node_->ProposeConfChange(*cc) : cc.status();
-    } else {
-      s = node_->Propose(std::move(p->data));
-    }
+    // Only conf changes get here: ExecuteBatch proposes the others.
+    auto cc = raft::DecodeConfChange(p->data);
+    absl::Status s = cc.ok() ? node_->ProposeConfChange(*cc) : cc.status();
     if (p->on_done) p->on_done(s);
   } else if (auto* msgs = std::get_if<std::vector<raft::Message>>(&c)) {
     for (raft::Message& m : *msgs) {
@@ -159,8 +155,7 @@ void RaftLoop::ExecuteBatch(std::vector<Command>& batch) {
   size_t run_bytes = 0;
   auto flush = [&] {
     if (run_data.empty()) return;
-    absl::Status s = run_data.size() == 1 ? node_->Propose(std::move(run_data[0]))
-                                          : node_->ProposeBatch(std::move(run_data));
+    absl::Status s = node_->ProposeBatch(std::move(run_data));
     for (auto& done : run_done) {
       if (done) done(s);
     }

@@ -109,6 +109,7 @@ class RaftLoop {
 
   bool Enqueue(Command c);
   void Run();
+  // Executes one command; a ProposeCmd here is a conf change.
   void Execute(Command& c);
   // Executes the batch in order, proposing consecutive client proposals
   // together.
