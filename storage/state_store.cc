@@ -994,14 +994,7 @@ class StateStore::ApplyTxn {
     live_.reserve(keys.size() * 2);
     // Keys the cache knows skip the DB.
     keys.erase(std::remove_if(keys.begin(), keys.end(),
-                              [&](std::string& k) {
-                                std::optional<LiveCache::Rec> cached;
-                                if (!store_->live_cache_->Find(k, &cached)) return false;
-                                std::optional<LiveRecord> rec;
-                                if (cached) rec = LiveRecord::From(*cached);
-                                live_.emplace(std::move(k), std::move(rec));
-                                return true;
-                              }),
+                              [&](std::string& k) { return FromCache(k) != live_.end(); }),
                keys.end());
     if (keys.empty()) return absl::OkStatus();
     std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
@@ -1300,6 +1293,16 @@ class StateStore::ApplyTxn {
   // absent from the map), undone if the request fails.
   std::vector<std::pair<std::string, std::optional<std::optional<LiveRecord>>>> undo_;
 
+  // Copies the cache's record of live_key into live_ and returns it; end()
+  // if the cache does not know the key.
+  decltype(live_)::iterator FromCache(const std::string& live_key) {
+    std::optional<LiveCache::Rec> cached;
+    if (!store_->live_cache_->Find(live_key, &cached)) return live_.end();
+    std::optional<LiveRecord> rec;
+    if (cached) rec = LiveRecord::From(*cached);
+    return live_.emplace(live_key, std::move(rec)).first;
+  }
+
   // Live record of a live key ('l' prefix), through the overlay; null if the
   // key has none. The pointer is valid until the key's next SetLive.
   absl::StatusOr<LiveRecord*> GetLive(const std::string& live_key) {
@@ -1307,12 +1310,7 @@ class StateStore::ApplyTxn {
     if (it == live_.end()) {
       // Not written by this batch (those are all in live_): the DB has it,
       // and it stays exact until the batch writes the key.
-      if (std::optional<LiveCache::Rec> cached; store_->live_cache_->Find(live_key, &cached)) {
-        std::optional<LiveRecord> rec;
-        if (cached) rec = LiveRecord::From(*cached);
-        it = live_.emplace(live_key, std::move(rec)).first;
-        return it->second ? &*it->second : nullptr;
-      }
+      if (it = FromCache(live_key); it != live_.end()) return it->second ? &*it->second : nullptr;
       std::string value;
       rocksdb::Status s = store_->db_->Get(rocksdb::ReadOptions(), live_key, &value);
       std::optional<LiveRecord> rec;
