@@ -86,8 +86,10 @@ bool SyncDir(const std::string& dir) {
 
 }  // namespace
 
-// One outgoing link. The sender thread owns the stream; Send and Stop only
-// touch the queue and flags under mu.
+// One outgoing link. Its thread opens and reopens the stream; frames are
+// written by whoever finds the stream idle with messages queued: Send (the
+// raft loop, so a Ready's appends leave without waking another thread) or
+// the stream's own write completion.
 struct Transport::PeerLink {
   raft::NodeId id = raft::kNoNode;
   std::string address;                     // immutable
@@ -96,13 +98,99 @@ struct Transport::PeerLink {
 
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<raft::Message> queue;        // guarded by mu; size <= queue_messages_max
-  bool stopping = false;                  // guarded by mu
-  grpc::ClientContext* active = nullptr;  // guarded by mu: the open stream, for cancel
-  bool stream_ended = false;              // guarded by mu: the open stream's reader saw its end
+  std::deque<raft::Message> queue;  // guarded by mu; size <= queue_messages_max
+  bool stopping = false;            // guarded by mu
+  // Guarded by mu: the open stream, from when its call starts until its read
+  // sees the end (null otherwise). Writes start only through it, under mu.
+  PeerStream* stream = nullptr;
+  bool writing = false;          // guarded by mu: a frame is being written on `stream`
+  bool stream_ended = false;     // guarded by mu: the open stream's call is over
   bool stream_accepted = false;  // guarded by mu: the receiver acknowledged the open stream
   bool failing = false;          // guarded by mu: the last stream failed (log once per streak)
-  std::thread sender;            // started once, joined by StopLink
+  std::thread thread;            // RunLink; started once, joined by StopLink
+};
+
+// One outgoing stream, on gRPC's callback API: a write never blocks the
+// thread that starts it, and completions run on gRPC's threads. The receiver
+// answers only the first frame (an acknowledgement), so the one read in
+// flight ends only with the call: a dead peer is noticed at once, not at
+// the next write, and queued messages wait for the next stream instead of
+// being written into a broken one.
+//
+// Writes start from threads gRPC does not know about (Send's), so the stream
+// holds its call open (AddHold) for as long as it is the link's `stream`: a
+// call may otherwise end, and gRPC free it, between a thread seeing the
+// stream and starting a write on it. The read's end takes the stream off
+// the link and only then lets the call finish.
+class Transport::PeerStream final : public grpc::ClientBidiReactor<peer::Frame, peer::StreamReply> {
+ public:
+  PeerStream(Transport* t, PeerLink* link) : t_(t), link_(link) {}
+
+  grpc::ClientContext ctx;
+  peer::Frame frame;  // the write in flight; filled under link mu
+  size_t frame_messages = 0;
+  grpc::Status status;  // the call's end; read after it ended
+
+  // Binds the call; writes may start from here on, and go out once
+  // StartCall has run.
+  void Bind() {
+    link_->stub->async()->Stream(&ctx, this);
+    AddHold();
+    StartRead(&ack_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The call is over. No write starts after this (a write in flight
+      // completes, failed); then gRPC may finish the call, and OnDone runs.
+      {
+        std::lock_guard<std::mutex> l(link_->mu);
+        link_->stream = nullptr;
+      }
+      RemoveHold();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> l(link_->mu);
+      if (!link_->stream_accepted) {
+        link_->stream_accepted = true;
+        if (link_->failing) {
+          link_->failing = false;
+          t_->counters_.reconnects++;
+          spdlog::info("peer stream reconnected member={} peer={}", Hex(t_->options_.self_id),
+                       Hex(link_->id));
+        }
+      }
+    }
+    StartRead(&ack_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> l(link_->mu);
+    link_->writing = false;
+    if (!ok) {
+      // The call is over (OnDone follows); the frame went down with it.
+      t_->counters_.dropped_messages += frame_messages;
+      return;
+    }
+    t_->counters_.sent_messages += frame_messages;
+    t_->counters_.sent_frames++;
+    t_->WriteNextLocked(*link_);
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    std::lock_guard<std::mutex> l(link_->mu);
+    status = s;
+    link_->stream_ended = true;
+    // Under mu: RunLink frees this stream once it sees the end, and it can
+    // only look after this returns.
+    link_->cv.notify_all();
+  }
+
+ private:
+  Transport* const t_;
+  PeerLink* const link_;  // outlives the stream: RunLink waits for OnDone
+  peer::StreamReply ack_;
 };
 
 struct Transport::SnapshotSend {
@@ -399,9 +487,9 @@ absl::Status Transport::AddPeer(raft::NodeId id, const std::string& url) {
     auto it = peers_.find(id);
     if (it != peers_.end()) old = std::move(it->second);
     peers_[id] = link;
-    link->sender = std::thread([this, link] {
-      pthread_setname_np(pthread_self(), "peer-send");
-      RunSender(link);
+    link->thread = std::thread([this, link] {
+      pthread_setname_np(pthread_self(), "peer-link");
+      RunLink(link);
     });
   }
   if (old) StopLink(*old);
@@ -427,11 +515,10 @@ void Transport::StopLink(PeerLink& link) {
   {
     std::lock_guard<std::mutex> l(link.mu);
     link.stopping = true;
-    if (link.active != nullptr) link.active->TryCancel();
     link.queue.clear();
   }
   link.cv.notify_all();
-  if (link.sender.joinable()) link.sender.join();
+  if (link.thread.joinable()) link.thread.join();
 }
 
 void Transport::Send(std::vector<raft::Message> messages) {
@@ -461,13 +548,40 @@ void Transport::Send(std::vector<raft::Message> messages) {
           link.queue.push_back(std::move(*m));
         }
       }
+      // An open, idle stream takes them now, from this thread; otherwise
+      // the write in flight or the next stream does.
+      if (link.stream != nullptr) {
+        WriteNextLocked(link);
+      } else {
+        link.cv.notify_one();
+      }
     }
     counters_.dropped_messages += dropped;
-    link.cv.notify_one();
   }
 }
 
-void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
+void Transport::WriteNextLocked(PeerLink& link) {
+  if (link.stream == nullptr || link.writing || link.stopping || link.queue.empty()) return;
+  PeerStream& stream = *link.stream;
+  stream.frame.Clear();
+  stream.frame.set_cluster_id(options_.cluster_id);
+  stream.frame.set_from_member_id(options_.self_id);
+  stream.frame.set_to_member_id(link.id);
+  size_t bytes = 0, n = 0;
+  while (!link.queue.empty() && (n == 0 || bytes < options_.batch_bytes_max)) {
+    bytes += ApproxBytes(link.queue.front());
+    ToProto(link.queue.front(), stream.frame.add_messages());
+    link.queue.pop_front();
+    n++;
+  }
+  stream.frame_messages = n;
+  link.writing = true;
+  // Under mu, so the stream cannot end (and be freed) before the write is
+  // started: its end waits for every operation in flight, this one included.
+  stream.StartWrite(&stream.frame);
+}
+
+void Transport::RunLink(const std::shared_ptr<PeerLink>& link) {
   auto backoff = options_.reconnect_backoff_min;
   for (;;) {
     {
@@ -475,91 +589,47 @@ void Transport::RunSender(const std::shared_ptr<PeerLink>& link) {
       link->cv.wait(l, [&] { return link->stopping || !link->queue.empty(); });
       if (link->stopping) return;
     }
-    grpc::ClientContext ctx;
+    auto stream = std::make_unique<PeerStream>(this, link.get());
+    stream->Bind();
     {
       std::lock_guard<std::mutex> l(link->mu);
       if (link->stopping) return;
-      link->active = &ctx;
+      link->stream = stream.get();
+      link->stream_ended = false;
+      // The first frame is queued before the call starts, and goes out with it.
+      WriteNextLocked(*link);
     }
-    auto stream = link->stub->Stream(&ctx);
-    // The receiver answers only the first frame (an acknowledgement), so
-    // Read then returns only when the stream ends: a dead peer is noticed at
-    // once, not at the next Write, and queued messages wait for the next
-    // stream instead of being written into a broken one.
-    std::thread reader([&] {
-      peer::StreamReply ack;
-      while (stream->Read(&ack)) {
-        std::lock_guard<std::mutex> l(link->mu);
-        if (link->stream_accepted) continue;
-        link->stream_accepted = true;
-        if (link->failing) {
-          link->failing = false;
-          counters_.reconnects++;
-          spdlog::info("peer stream reconnected member={} peer={}", Hex(options_.self_id),
-                       Hex(link->id));
-        }
-      }
-      std::lock_guard<std::mutex> l(link->mu);
-      link->stream_ended = true;
-      link->cv.notify_all();
-    });
-    for (;;) {
-      std::vector<raft::Message> batch;
-      {
-        std::unique_lock<std::mutex> l(link->mu);
-        link->cv.wait(l,
-                      [&] { return link->stopping || link->stream_ended || !link->queue.empty(); });
-        if (link->stopping || link->stream_ended) break;
-        size_t bytes = 0;
-        while (!link->queue.empty() && (batch.empty() || bytes < options_.batch_bytes_max)) {
-          bytes += ApproxBytes(link->queue.front());
-          batch.push_back(std::move(link->queue.front()));
-          link->queue.pop_front();
-        }
-      }
-      peer::Frame frame;
-      frame.set_cluster_id(options_.cluster_id);
-      frame.set_from_member_id(options_.self_id);
-      frame.set_to_member_id(link->id);
-      for (const raft::Message& m : batch) ToProto(m, frame.add_messages());
-      if (!stream->Write(frame)) {
-        counters_.dropped_messages += batch.size();
-        break;
-      }
-      counters_.sent_messages += batch.size();
-      counters_.sent_frames++;
-    }
-    // A failed Write or the reader's end means the call is already over, and
-    // Finish will say why. Only stopping must end it; Stop also cancels
-    // through `active`, which stays set until the reader is done.
+    stream->StartCall();
     bool stopping;
     {
-      std::lock_guard<std::mutex> l(link->mu);
+      std::unique_lock<std::mutex> l(link->mu);
+      link->cv.wait(l, [&] { return link->stopping || link->stream_ended; });
+      if (!link->stream_ended) {
+        // Stopping: cancel the call and wait for its end, after which gRPC
+        // no longer touches the stream.
+        stream->ctx.TryCancel();
+        link->cv.wait(l, [&] { return link->stream_ended; });
+      }
       stopping = link->stopping;
     }
-    if (stopping) ctx.TryCancel();
-    reader.join();
+    if (stopping) return;
     bool was_failing;
     {
       std::lock_guard<std::mutex> l(link->mu);
-      link->active = nullptr;
-      link->stream_ended = false;
-      stopping = link->stopping;
       // A stream the receiver accepted was a working link: start over.
       if (link->stream_accepted) backoff = options_.reconnect_backoff_min;
       link->stream_accepted = false;
       was_failing = link->failing;
       link->failing = true;
     }
-    grpc::Status status = stream->Finish();
-    if (stopping) return;
-
+    const grpc::Status& status = stream->status;
     counters_.stream_failures++;
     if (!was_failing) {
       spdlog::warn("peer stream failed member={} peer={} addr={} code={} error=\"{}\"",
                    Hex(options_.self_id), Hex(link->id), link->address,
                    static_cast<int>(status.error_code()), status.error_message());
     }
+    stream.reset();
     if (options_.on_unreachable) options_.on_unreachable(link->id);
     std::unique_lock<std::mutex> l(link->mu);
     link->cv.wait_for(l, backoff, [&] { return link->stopping; });

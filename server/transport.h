@@ -1,9 +1,10 @@
 // The Raft peer transport: carries raft::Messages between the members of one
 // cluster over gRPC (service ganglion.peer.Peer), and streams snapshot
 // checkpoints to followers. It never interprets messages beyond routing by
-// `to`, never blocks the raft loop (Send only enqueues), and never delivers
-// a frame from another cluster. Delivery is best effort: Raft retransmits,
-// so a full queue or a broken stream drops messages and counts them.
+// `to`, never blocks the raft loop (Send queues, and starts a write on an
+// idle stream without waiting for it), and never delivers a frame from
+// another cluster. Delivery is best effort: Raft retransmits, so a full
+// queue or a broken stream drops messages and counts them.
 #pragma once
 
 #include <atomic>
@@ -45,7 +46,7 @@ struct TransportOptions {
   // Called once a snapshot's files are all on disk and verified. The
   // directory then belongs to the callee.
   std::function<void(raft::Message, std::string dir)> on_snapshot;
-  // Called from a peer's sender thread when a stream to it fails or cannot
+  // Called from a peer's link thread when a stream to it fails or cannot
   // be opened (at most once per reconnect attempt).
   std::function<void(raft::NodeId)> on_unreachable;
   // Answers a joining member's Members call (from a gRPC server thread).
@@ -147,10 +148,16 @@ class Transport {
 
  private:
   struct PeerLink;
+  class PeerStream;
   struct SnapshotSend;
   class Service;
 
-  void RunSender(const std::shared_ptr<PeerLink>& link);
+  // A link's connection keeper: opens its stream when there is something to
+  // send, waits for it to end, backs off, opens the next.
+  void RunLink(const std::shared_ptr<PeerLink>& link);
+  // Starts writing the link's queue as one frame if its stream is open and
+  // idle. With link.mu held.
+  void WriteNextLocked(PeerLink& link);
   void RunSnapshotSend(std::shared_ptr<PeerLink> link, raft::Message m, std::string dir,
                        std::function<void(bool)> done);
   static void StopLink(PeerLink& link);
