@@ -405,21 +405,27 @@ bool Hub::CatchUpOnce() {
 }
 
 void Hub::ProgressTick(std::chrono::steady_clock::time_point now) {
-  const bool periodic = now >= next_progress_at_;
-  if (periodic) next_progress_at_ = now + options_.progress_notify_interval;
-  for (auto& [id, s] : streams_) {
-    if (s->progress_requested) {
-      bool all_synced = true;
-      for (auto& [wid, w] : s->watchers) all_synced = all_synced && w->synced;
-      if (all_synced) {
-        s->progress_requested = false;
-        WatchResponse resp;
-        resp.mutable_header()->set_revision(live_rev_);
-        resp.set_watch_id(-1);
-        Push(s.get(), std::move(resp));
-      }
+  for (auto it = progress_requested_.begin(); it != progress_requested_.end();) {
+    auto s = streams_.find(*it);
+    if (s == streams_.end()) {
+      it = progress_requested_.erase(it);
+      continue;
     }
-    if (!periodic) continue;
+    bool all_synced = true;
+    for (auto& [wid, w] : s->second->watchers) all_synced = all_synced && w->synced;
+    if (!all_synced) {
+      ++it;
+      continue;
+    }
+    WatchResponse resp;
+    resp.mutable_header()->set_revision(live_rev_);
+    resp.set_watch_id(-1);
+    Push(s->second.get(), std::move(resp));
+    it = progress_requested_.erase(it);
+  }
+  if (now < next_progress_at_) return;
+  next_progress_at_ = now + options_.progress_notify_interval;
+  for (auto& [id, s] : streams_) {
     for (auto& [wid, w] : s->watchers) {
       if (!w->spec.progress_notify) continue;
       // As etcd: a watcher that got events during the interval needs no
@@ -463,6 +469,7 @@ void Hub::CloseStream(StreamId stream) {
   if (it == streams_.end()) return;
   Stream* s = it->second.get();
   while (!s->watchers.empty()) RemoveWatcher(s->watchers.begin()->second.get());
+  progress_requested_.erase(stream);
   streams_.erase(it);
 }
 
@@ -553,7 +560,7 @@ absl::Status Hub::RequestProgress(StreamId stream) {
     std::lock_guard lock(mu_);
     auto it = streams_.find(stream);
     if (it == streams_.end()) return absl::NotFoundError("no such watch stream");
-    it->second->progress_requested = true;
+    progress_requested_.insert(stream);
   }
   // The dispatcher answers once every watcher of the stream is synced, after
   // the events up to the revision it reports.

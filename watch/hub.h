@@ -189,7 +189,6 @@ class Hub {
     ReadyFn on_ready;
     std::map<int64_t, std::unique_ptr<Watcher>> watchers;
     int64_t next_auto_id = 0;
-    bool progress_requested = false;
     // Pop runs on gRPC threads without the hub lock. Lock order: Hub::mu_ ->
     // Queue::mu_.
     std::shared_ptr<Queue> queue;
@@ -227,6 +226,10 @@ class Hub {
   uint64_t store_generation_ = 0;
   std::map<StreamId, std::unique_ptr<Stream>> streams_;  // <= streams_max
   StreamId next_stream_id_ = 1;
+  // The streams with a progress request not answered yet: the dispatcher
+  // runs after every applied batch and looks only at these, not at every
+  // stream.
+  std::set<StreamId> progress_requested_;
   // A synced watcher's next revision is implicit: max(next_rev,
   // live_rev_ + 1) (NextRev), so a revision costs work only for the
   // watchers it matches, not for every synced watcher.
