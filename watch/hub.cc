@@ -279,6 +279,8 @@ bool Hub::LoadPrevValues(RevisionEvents* rev) {
 
 void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev) {
   std::vector<const mvccpb::Event*> candidates;
+  // A copy: delivering may move watchers out of the sets it comes from.
+  std::vector<Watcher*> concerned;
   for (RevisionEvents& rev : revisions) {
     // Already covered (the store was reset to a later state meanwhile).
     if (rev.revision <= live_rev_) continue;
@@ -292,11 +294,15 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
     // The watchers this revision can concern: those of its keys, and every
     // range watcher. live_rev_ moves on only after them, so a watcher moved
     // aside here resumes at this revision.
-    std::set<Watcher*> concerned(synced_ranges_.begin(), synced_ranges_.end());
+    concerned.assign(synced_ranges_.begin(), synced_ranges_.end());
     for (const mvccpb::Event& ev : rev.events) {
       auto it = synced_by_key_.find(ev.kv().key());
-      if (it != synced_by_key_.end()) concerned.insert(it->second.begin(), it->second.end());
+      if (it != synced_by_key_.end())
+        concerned.insert(concerned.end(), it->second.begin(), it->second.end());
     }
+    // Once each, should a revision name a key twice.
+    std::sort(concerned.begin(), concerned.end());
+    concerned.erase(std::unique(concerned.begin(), concerned.end()), concerned.end());
     for (Watcher* w : concerned) {
       if (w->next_rev > rev.revision) continue;  // starts later
       candidates.clear();
@@ -468,7 +474,10 @@ void Hub::CloseStream(StreamId stream) {
   auto it = streams_.find(stream);
   if (it == streams_.end()) return;
   Stream* s = it->second.get();
-  while (!s->watchers.empty()) RemoveWatcher(s->watchers.begin()->second.get());
+  std::vector<Watcher*> watchers;
+  watchers.reserve(s->watchers.size());
+  for (auto& [id, w] : s->watchers) watchers.push_back(w.get());
+  for (Watcher* w : watchers) RemoveWatcher(w);
   progress_requested_.erase(stream);
   streams_.erase(it);
 }

@@ -25,15 +25,17 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
@@ -119,9 +121,11 @@ class Hub {
     bool Push(etcdserverpb::WatchResponse resp);
 
     std::mutex mu_;
-    std::deque<etcdserverpb::WatchResponse> queue_;  // guarded by mu_; bytes bounded by Hub
-    bool consumer_waiting_ = true;                   // guarded by mu_
-    std::atomic<uint64_t> pending_bytes_{0};         // written under mu_
+    // Guarded by mu_; bytes bounded by Hub. A list: an idle stream's empty
+    // queue allocates nothing (an empty deque holds a 512-byte block).
+    std::list<etcdserverpb::WatchResponse> queue_;
+    bool consumer_waiting_ = true;            // guarded by mu_
+    std::atomic<uint64_t> pending_bytes_{0};  // written under mu_
   };
   struct StreamRef {
     StreamId id = 0;
@@ -187,7 +191,7 @@ class Hub {
   struct Stream {
     StreamId id = 0;
     ReadyFn on_ready;
-    std::map<int64_t, std::unique_ptr<Watcher>> watchers;
+    absl::flat_hash_map<int64_t, std::unique_ptr<Watcher>> watchers;
     int64_t next_auto_id = 0;
     // Pop runs on gRPC threads without the hub lock. Lock order: Hub::mu_ ->
     // Queue::mu_.
@@ -233,12 +237,13 @@ class Hub {
   // A synced watcher's next revision is implicit: max(next_rev,
   // live_rev_ + 1) (NextRev), so a revision costs work only for the
   // watchers it matches, not for every synced watcher.
-  std::set<Watcher*> synced_;
-  std::set<Watcher*> unsynced_;
+  // Open-addressing sets: ~10-20 bytes per watcher, where a tree node is 48.
+  absl::flat_hash_set<Watcher*> synced_;
+  absl::flat_hash_set<Watcher*> unsynced_;
   // synced_ indexed for dispatch: single-key watchers by key, the rest
   // (ranges, prefixes) in one set checked per revision. Guarded by mu_.
-  std::unordered_map<std::string, std::set<Watcher*>> synced_by_key_;
-  std::set<Watcher*> synced_ranges_;
+  absl::flat_hash_map<std::string, absl::flat_hash_set<Watcher*>> synced_by_key_;
+  absl::flat_hash_set<Watcher*> synced_ranges_;
   std::chrono::steady_clock::time_point next_progress_at_;
   // Every revision <= live_rev_ was delivered to the synced watchers (or
   // none of them needed it). Synced watchers: next_rev > live_rev_.
