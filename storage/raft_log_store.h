@@ -74,10 +74,14 @@ class RaftLogStore final : public raft::Storage {
   uint64_t syncs() const;
 
  private:
-  explicit RaftLogStore(std::unique_ptr<rocksdb::DB> db, const RaftLogStoreOptions& options);
+  RaftLogStore(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
+               const RaftLogStoreOptions& options);
   absl::Status Load();
 
   mutable std::mutex mu_;
+  // The Env the database runs on (it writes its log files preallocated);
+  // declared first, so it outlives the database.
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;  // guarded by mu_ for writes
   RaftLogStoreOptions options_;
   // Guarded by mu_. The log holds entries [first_index_, last_index_]; the
