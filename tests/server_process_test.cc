@@ -206,6 +206,54 @@ TEST(GanglionCluster, KillingTheLeaderUnderLoadLosesNoAcknowledgedWrite) {
   ExpectAllAcknowledgedWritesPresent(cluster, writer.acked(), cluster.client_endpoint(*leader));
 }
 
+// A linearizable read waits until its member can confirm a leader's commit
+// index. A member left alone (its peers killed) has no leader and cannot;
+// when it is stopped, the reads still waiting are answered with etcd's
+// error at once, not dropped, which would leave their calls open until the
+// gRPC server's shutdown grace cancelled them.
+TEST(GanglionCluster, ReadsWaitingWhenAMemberStopsAreAnsweredServerStopped) {
+  ProcessCluster cluster(GanglionOptions(3));
+  ASSERT_TRUE(cluster.Start().ok());
+  ASSERT_TRUE(cluster.Kill(1).ok());
+  ASSERT_TRUE(cluster.Kill(2).ok());
+  auto channel =
+      grpc::CreateChannel(cluster.client_endpoint(0), grpc::InsecureChannelCredentials());
+  auto maintenance = etcdserverpb::Maintenance::NewStub(channel);
+  uint64_t leader = 1;
+  for (auto deadline = Clock::now() + milliseconds(15000); leader != 0;) {
+    ASSERT_LT(Clock::now(), deadline) << "member 0 still follows a leader";
+    std::this_thread::sleep_for(milliseconds(100));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(2000));
+    etcdserverpb::StatusResponse status;
+    if (maintenance->Status(&ctx, etcdserverpb::StatusRequest(), &status).ok()) {
+      leader = status.leader();
+    }
+  }
+
+  auto kv = etcdserverpb::KV::NewStub(channel);
+  constexpr int kReads = 3;
+  std::vector<grpc::Status> results(kReads);
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReads; r++) {
+    readers.emplace_back([&, r] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(60000));
+      etcdserverpb::RangeRequest req;
+      req.set_key("key-" + std::to_string(r));
+      etcdserverpb::RangeResponse resp;
+      results[r] = kv->Range(&ctx, req, &resp);
+    });
+  }
+  std::this_thread::sleep_for(milliseconds(500));  // the reads are waiting
+  ASSERT_TRUE(cluster.Stop(0).ok());               // SIGTERM
+  for (auto& t : readers) t.join();
+  for (const grpc::Status& st : results) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+    EXPECT_EQ(st.error_message(), "etcdserver: server stopped");
+  }
+}
+
 TEST(GanglionCluster, LearnerIsAddedPromotedAndAMemberRemovedUnderLoad) {
   ProcessCluster cluster(GanglionOptions(3));
   ASSERT_TRUE(cluster.Start().ok());
