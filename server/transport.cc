@@ -576,8 +576,9 @@ void Transport::WriteNextLocked(PeerLink& link) {
   }
   stream.frame_messages = n;
   link.writing = true;
-  // Under mu, so the stream cannot end (and be freed) before the write is
-  // started: its end waits for every operation in flight, this one included.
+  // Under mu while the stream is on the link, so its hold still keeps the
+  // call open: the write never starts on a call gRPC has finished. (The
+  // frame keeps its memory for the next write: at most one batch.)
   stream.StartWrite(&stream.frame);
 }
 
