@@ -198,50 +198,18 @@ struct Transport::SnapshotSend {
   std::atomic<bool> finished{false};
 };
 
-// The receiving side: one handler call per incoming stream or transfer.
-class Transport::Service final : public peer::Peer::Service {
+// The receiving side. A peer's message stream is a callback reactor: each
+// frame is handled on the gRPC thread that read it, which hands the messages
+// straight to on_messages (the raft loop's inbox) without waking a thread of
+// its own. Snapshot transfers and the unary calls stay on gRPC's synchronous
+// threads: they block on disk and on the apply loop.
+class Transport::Service final : public peer::Peer::WithCallbackMethod_Stream<peer::Peer::Service> {
  public:
   explicit Service(Transport* t) : t_(t) {}
 
-  grpc::Status Stream(grpc::ServerContext* /*ctx*/,
-                      grpc::ServerReaderWriter<peer::StreamReply, peer::Frame>* stream) override {
-    const TransportOptions& o = t_->options_;
-    peer::Frame frame;
-    bool acknowledged = false;
-    while (stream->Read(&frame)) {
-      if (grpc::Status s =
-              CheckIds(frame.cluster_id(), frame.from_member_id(), frame.to_member_id());
-          !s.ok()) {
-        return s;
-      }
-      std::vector<raft::Message> messages;
-      messages.reserve(frame.messages_size());
-      for (const peer::Message& pb : frame.messages()) {
-        auto m = FromProto(pb);
-        if (!m.ok()) {
-          t_->counters_.refused_frames++;
-          spdlog::error("peer frame refused reason=undecodable from={} error=\"{}\"",
-                        Hex(frame.from_member_id()), std::string(m.status().message()));
-          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              std::string(m.status().message()));
-        }
-        messages.push_back(*std::move(m));
-      }
-      if (!acknowledged) {
-        // Tells the sender this stream passed the checks, so it can tell a
-        // working link from one that is refused after every first frame.
-        acknowledged = stream->Write(peer::StreamReply());
-      }
-      if (t_->DropsFrom(frame.from_member_id())) {
-        // Read and dropped, so the sender sees a healthy stream that loses
-        // everything, as behind a firewall that drops packets.
-        t_->counters_.fault_dropped_messages += messages.size();
-        continue;
-      }
-      t_->counters_.received_messages += messages.size();
-      if (o.on_messages && !messages.empty()) o.on_messages(std::move(messages));
-    }
-    return grpc::Status::OK;
+  grpc::ServerBidiReactor<peer::Frame, peer::StreamReply>* Stream(
+      grpc::CallbackServerContext* /*ctx*/) override {
+    return new IncomingStream(this);
   }
 
   grpc::Status Members(grpc::ServerContext* /*ctx*/, const peer::MembersRequest* /*req*/,
@@ -422,6 +390,100 @@ class Transport::Service final : public peer::Peer::Service {
       return fail(grpc::StatusCode::DATA_LOSS, "snapshot transfer ended early");
     }
     if (!SyncDir(dir)) return fail(grpc::StatusCode::INTERNAL, "fsync of " + dir + " failed");
+    return grpc::Status::OK;
+  }
+
+  // One incoming message stream: reads a frame at a time, in order; the
+  // first frame that passes the checks is acknowledged with one reply.
+  class IncomingStream final : public grpc::ServerBidiReactor<peer::Frame, peer::StreamReply> {
+   public:
+    explicit IncomingStream(Service* service) : service_(service) { StartRead(&frame_); }
+
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        // The sender closed its side, or the call was cancelled.
+        End(grpc::Status::OK);
+        return;
+      }
+      if (grpc::Status s = service_->HandleFrame(frame_); !s.ok()) {
+        End(s);
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (!acknowledged_) {
+          // Tells the sender this stream passed the checks, so it can tell a
+          // working link from one that is refused after every first frame.
+          acknowledged_ = true;
+          writing_ = true;
+          StartWrite(&ack_);
+        }
+      }
+      StartRead(&frame_);
+    }
+
+    void OnWriteDone(bool /*ok*/) override {
+      std::lock_guard<std::mutex> l(mu_);
+      writing_ = false;
+      if (finish_pending_) Finish(finish_status_);
+    }
+
+    void OnDone() override { delete this; }
+
+   private:
+    // Finishes once, after the acknowledgement's write if one is in flight.
+    void End(const grpc::Status& status) {
+      std::lock_guard<std::mutex> l(mu_);
+      if (ended_) return;
+      ended_ = true;
+      if (writing_) {
+        finish_pending_ = true;
+        finish_status_ = status;
+        return;
+      }
+      Finish(status);
+    }
+
+    Service* const service_;
+    peer::Frame frame_;  // owned by the read in flight (one at a time)
+    const peer::StreamReply ack_;
+    std::mutex mu_;
+    bool acknowledged_ = false;    // guarded by mu_
+    bool writing_ = false;         // guarded by mu_
+    bool ended_ = false;           // guarded by mu_
+    bool finish_pending_ = false;  // guarded by mu_
+    grpc::Status finish_status_;   // guarded by mu_
+  };
+
+  // Checks, decodes and delivers one frame of a message stream; a failed
+  // status ends the stream.
+  grpc::Status HandleFrame(const peer::Frame& frame) {
+    if (grpc::Status s = CheckIds(frame.cluster_id(), frame.from_member_id(), frame.to_member_id());
+        !s.ok()) {
+      return s;
+    }
+    std::vector<raft::Message> messages;
+    messages.reserve(frame.messages_size());
+    for (const peer::Message& pb : frame.messages()) {
+      auto m = FromProto(pb);
+      if (!m.ok()) {
+        t_->counters_.refused_frames++;
+        spdlog::error("peer frame refused reason=undecodable from={} error=\"{}\"",
+                      Hex(frame.from_member_id()), std::string(m.status().message()));
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(m.status().message()));
+      }
+      messages.push_back(*std::move(m));
+    }
+    if (t_->DropsFrom(frame.from_member_id())) {
+      // Read and dropped, so the sender sees a healthy stream that loses
+      // everything, as behind a firewall that drops packets.
+      t_->counters_.fault_dropped_messages += messages.size();
+      return grpc::Status::OK;
+    }
+    t_->counters_.received_messages += messages.size();
+    if (t_->options_.on_messages && !messages.empty()) {
+      t_->options_.on_messages(std::move(messages));
+    }
     return grpc::Status::OK;
   }
 

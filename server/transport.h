@@ -40,8 +40,9 @@ struct TransportOptions {
   // Incoming snapshots are written to <snapshot_dir>/incoming-<index>-<from>.
   std::string snapshot_dir;
 
-  // Called from gRPC server threads, one call per received frame, in order
-  // per sending peer; calls for different peers may run concurrently.
+  // Called from gRPC's callback threads, one call per received frame, in
+  // order per sending peer; calls for different peers may run concurrently.
+  // Must not block: the thread serves every call of the process.
   std::function<void(std::vector<raft::Message>)> on_messages;
   // Called once a snapshot's files are all on disk and verified. The
   // directory then belongs to the callee.
