@@ -425,7 +425,7 @@ class Transport::Service final : public peer::Peer::WithCallbackMethod_Stream<pe
     void OnWriteDone(bool /*ok*/) override {
       std::lock_guard<std::mutex> l(mu_);
       writing_ = false;
-      if (finish_pending_) Finish(finish_status_);
+      if (ended_) Finish(finish_status_);  // End() ran during the write
     }
 
     void OnDone() override { delete this; }
@@ -437,8 +437,7 @@ class Transport::Service final : public peer::Peer::WithCallbackMethod_Stream<pe
       if (ended_) return;
       ended_ = true;
       if (writing_) {
-        finish_pending_ = true;
-        finish_status_ = status;
+        finish_status_ = status;  // OnWriteDone finishes
         return;
       }
       Finish(status);
@@ -448,11 +447,10 @@ class Transport::Service final : public peer::Peer::WithCallbackMethod_Stream<pe
     peer::Frame frame_;  // owned by the read in flight (one at a time)
     const peer::StreamReply ack_;
     std::mutex mu_;
-    bool acknowledged_ = false;    // guarded by mu_
-    bool writing_ = false;         // guarded by mu_
-    bool ended_ = false;           // guarded by mu_
-    bool finish_pending_ = false;  // guarded by mu_
-    grpc::Status finish_status_;   // guarded by mu_
+    bool acknowledged_ = false;   // guarded by mu_
+    bool writing_ = false;        // guarded by mu_
+    bool ended_ = false;          // guarded by mu_
+    grpc::Status finish_status_;  // guarded by mu_; set by End() during a write
   };
 
   // Checks, decodes and delivers one frame of a message stream; a failed
