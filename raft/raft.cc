@@ -1011,11 +1011,15 @@ ConfState Raft::SwitchToConfig(ConfChangeResult r) {
 }
 
 void Raft::LoadState(const HardState& hs) {
-  if (hs.commit < log_.committed() || hs.commit > log_.LastIndex()) {
+  if (hs.commit > log_.LastIndex()) {
     Fatal(absl::StrCat(id_, " state.commit ", hs.commit, " is out of range [", log_.committed(),
                        ", ", log_.LastIndex(), "]"));
   }
-  log_.CommitTo(hs.commit);
+  // A saved commit index below the snapshot's is not an error: the server
+  // applies entries it saved earlier while the write carrying their commit
+  // index is still syncing, and may snapshot them before it lands. Whatever
+  // a snapshot covers is committed.
+  log_.CommitTo(hs.commit);  // never lowers it
   term_ = hs.term;
   vote_ = hs.vote;
 }

@@ -868,6 +868,30 @@ TEST(Durability, RestartedNodeKeepsTermVoteAndLog) {
   EXPECT_EQ(c.member(2).applied[0].data, "x");
 }
 
+TEST(Durability, SavedCommitIndexBelowTheSnapshotIsRaisedToIt) {
+  // The server applies entries it saved earlier while the write that
+  // carries their commit index is still syncing, and may snapshot them
+  // before that write lands. A restart then finds a snapshot past the saved
+  // commit index; everything the snapshot covers is committed.
+  MemoryStorage s;
+  Snapshot snap;
+  snap.metadata.index = 10;
+  snap.metadata.term = 2;
+  snap.metadata.conf_state = ConfState{{1, 2, 3}, {}, {}, {}, false};
+  ASSERT_TRUE(s.ApplySnapshot(snap).ok());
+  HardState hs;
+  hs.term = 2;
+  hs.vote = 1;
+  hs.commit = 7;
+  s.SetHardState(hs);
+  Config cfg;
+  cfg.id = 1;
+  cfg.storage = &s;
+  Raft r(cfg);
+  EXPECT_EQ(r.log().committed(), 10u);
+  EXPECT_EQ(r.term(), 2u);
+}
+
 TEST(Config, RejectsInvalidSettings) {
   MemoryStorage s;
   Config c;

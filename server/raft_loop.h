@@ -115,6 +115,10 @@ class RaftLoop {
   // together.
   void ExecuteBatch(std::vector<Command>& batch);
   void HandleReadies();
+  // Applies the conf changes among entries[begin, end) to Raft and passes
+  // them (after `snapshot`, if any) to on_committed.
+  void HandOverCommitted(std::optional<raft::Snapshot> snapshot,
+                         const std::vector<raft::Entry>& entries, size_t begin, size_t end);
 
   const RaftLoopOptions options_;
   std::unique_ptr<raft::RawNode> node_;  // used by the loop thread only (after Start)

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "storage/testing/fault_fs.h"
 #include "storage/testing/temp_dir.h"
 
 namespace ganglion::server {
@@ -179,6 +181,91 @@ TEST(RaftLoop, NewLeaderAfterTheLeaderStopsAndTheOldOneCatchesUp) {
   c.Start(old_leader, /*bootstrap=*/false);
   ASSERT_TRUE(c.WaitApplied(old_leader, 40));
   EXPECT_EQ(c.Applied(old_leader), c.Applied(new_leader));
+}
+
+// A follower gets, in one append, a new entry and the commit index of two
+// entries it saved earlier. It applies those two while the new entry's write
+// is still syncing: a slow sync holds back only what it writes.
+TEST(RaftLoop, EntriesSavedEarlierAreAppliedWhileTheNextWriteSyncs) {
+  storage::testing::TempDir dir;
+  storage::testing::FaultEnv disk;
+  storage::RaftLogStoreOptions so;
+  so.env = disk.env.get();
+  auto store = *storage::RaftLogStore::Open(dir.sub("follower"), so);
+  ASSERT_TRUE(store->SetConfState(raft::ConfState{{1, 2}, {}, {}, {}, false}).ok());
+
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<std::string> applied;  // guarded by mu
+  raft::Index acknowledged = 0;      // guarded by mu
+  RaftLoopOptions o;
+  o.raft.id = 1;
+  o.raft.election_ticks = 100000;  // the test is the leader (2); member 1 never campaigns
+  o.raft.heartbeat_ticks = 1;
+  o.log_store = store.get();
+  o.tick_interval = 10ms;
+  o.send = [&](std::vector<raft::Message> msgs) {
+    std::lock_guard lock(mu);
+    for (const raft::Message& m : msgs) {
+      if (m.type == raft::MessageType::kAppResp && !m.reject) {
+        acknowledged = std::max(acknowledged, m.index);
+      }
+    }
+    changed.notify_all();
+  };
+  o.on_committed = [&](Committed c) {
+    std::lock_guard lock(mu);
+    for (const raft::Entry& e : c.entries) {
+      if (e.type == raft::EntryType::kNormal && !e.data.empty()) applied.push_back(e.data);
+    }
+    changed.notify_all();
+  };
+  RaftLoop loop(o);
+  ASSERT_TRUE(loop.Start().ok());
+  auto append = [](raft::Index prev, std::vector<std::string> data, raft::Index commit) {
+    raft::Message m;
+    m.type = raft::MessageType::kApp;
+    m.from = 2;
+    m.to = 1;
+    m.term = 1;
+    m.index = prev;
+    m.log_term = prev == 0 ? 0 : 1;
+    m.commit = commit;
+    for (std::string& d : data) {
+      m.entries.push_back(
+          raft::Entry{1, prev + 1 + m.entries.size(), raft::EntryType::kNormal, std::move(d)});
+    }
+    return std::vector<raft::Message>{std::move(m)};
+  };
+  auto wait = [&](auto done) {
+    std::unique_lock lock(mu);
+    return changed.wait_for(lock, 10s, done);
+  };
+
+  // Entries 1 and 2 are saved and acknowledged; nothing is committed yet.
+  ASSERT_TRUE(loop.Step(append(0, {"a", "b"}, 0)).ok());
+  ASSERT_TRUE(wait([&] { return acknowledged >= 2; }));
+  EXPECT_TRUE(applied.empty());
+
+  // The disk stalls. Entry 3 arrives with commit index 2.
+  disk.fs->HoldSyncs();
+  ASSERT_TRUE(loop.Step(append(2, {"c"}, 2)).ok());
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (disk.fs->syncs_waiting() == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const bool write_stalled = disk.fs->syncs_waiting() > 0;
+  const bool applied_meanwhile = wait([&] { return applied.size() >= 2; });
+  const bool acknowledged_meanwhile = acknowledged >= 3;
+  disk.fs->ReleaseSyncs();
+
+  EXPECT_TRUE(write_stalled) << "entry 3's write never reached the disk's sync";
+  EXPECT_TRUE(applied_meanwhile) << "entries 1 and 2 waited for entry 3's sync";
+  EXPECT_FALSE(acknowledged_meanwhile) << "entry 3 was acknowledged before it was durable";
+  ASSERT_TRUE(wait([&] { return acknowledged >= 3; }));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(applied, (std::vector<std::string>{"a", "b"})) << "entry 3 is not committed";
+  loop.Stop();
 }
 
 TEST(RaftLoop, ProposalWithoutLeaderFailsAtOnce) {

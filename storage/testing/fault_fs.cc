@@ -58,12 +58,14 @@ class FaultWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
     return target()->Flush(o, dbg);
   }
   rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    fs_->WaitWhileSyncsHeld();
     if (fs_->crashed()) return Crashed();
     auto s = target()->Sync(o, dbg);
     if (s.ok()) fs_->OnSync(fname_);
     return s;
   }
   rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    fs_->WaitWhileSyncsHeld();
     if (fs_->crashed()) return Crashed();
     auto s = target()->Fsync(o, dbg);
     if (s.ok()) fs_->OnSync(fname_);
@@ -104,6 +106,31 @@ void FaultFs::OnTruncate(const std::string& fname, uint64_t size) {
   auto& f = files_[fname];
   f.size = size;
   f.synced = std::min(f.synced, size);
+}
+
+void FaultFs::HoldSyncs() {
+  std::lock_guard lock(mu_);
+  syncs_held_ = true;
+}
+
+void FaultFs::ReleaseSyncs() {
+  {
+    std::lock_guard lock(mu_);
+    syncs_held_ = false;
+  }
+  syncs_released_.notify_all();
+}
+
+int FaultFs::syncs_waiting() const {
+  std::lock_guard lock(mu_);
+  return syncs_waiting_;
+}
+
+void FaultFs::WaitWhileSyncsHeld() {
+  std::unique_lock lock(mu_);
+  syncs_waiting_++;
+  syncs_released_.wait(lock, [&] { return !syncs_held_; });
+  syncs_waiting_--;
 }
 
 void FaultFs::OnSync(const std::string& fname) {

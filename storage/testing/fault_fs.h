@@ -7,6 +7,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,7 +43,15 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   // unfreezes the disk so the database can be reopened.
   void DropUnsyncedDataAndRestart();
 
+  // A stalled disk: from HoldSyncs() until ReleaseSyncs(), every Sync and
+  // Fsync waits, as on a device that takes that long to make data durable.
+  void HoldSyncs();
+  void ReleaseSyncs();
+  // How many syncs are waiting for ReleaseSyncs() now.
+  int syncs_waiting() const;
+
   // Called by the tracked files.
+  void WaitWhileSyncsHeld();
   bool crashed() const;
   void OnWrite(const std::string& fname, uint64_t end_offset);
   void OnTruncate(const std::string& fname, uint64_t size);
@@ -56,6 +65,9 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   mutable std::mutex mu_;
   std::map<std::string, FileState> files_;  // guarded by mu_
   bool crashed_ = false;                    // guarded by mu_
+  bool syncs_held_ = false;                 // guarded by mu_
+  int syncs_waiting_ = 0;                   // guarded by mu_
+  std::condition_variable syncs_released_;
 };
 
 // An Env over a FaultFs, for RocksDB's Options::env.
