@@ -1012,8 +1012,8 @@ ConfState Raft::SwitchToConfig(ConfChangeResult r) {
 
 void Raft::LoadState(const HardState& hs) {
   if (hs.commit > log_.LastIndex()) {
-    Fatal(absl::StrCat(id_, " state.commit ", hs.commit, " is out of range [", log_.committed(),
-                       ", ", log_.LastIndex(), "]"));
+    Fatal(absl::StrCat(id_, " state.commit ", hs.commit, " is beyond the last index ",
+                       log_.LastIndex()));
   }
   // A saved commit index below the snapshot's is not an error: the server
   // applies entries it saved earlier while the write carrying their commit

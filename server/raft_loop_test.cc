@@ -245,7 +245,10 @@ TEST(RaftLoop, EntriesSavedEarlierAreAppliedWhileTheNextWriteSyncs) {
   // Entries 1 and 2 are saved and acknowledged; nothing is committed yet.
   ASSERT_TRUE(loop.Step(append(0, {"a", "b"}, 0)).ok());
   ASSERT_TRUE(wait([&] { return acknowledged >= 2; }));
-  EXPECT_TRUE(applied.empty());
+  {
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(applied.empty());
+  }
 
   // The disk stalls. Entry 3 arrives with commit index 2.
   disk.fs->HoldSyncs();
@@ -255,8 +258,11 @@ TEST(RaftLoop, EntriesSavedEarlierAreAppliedWhileTheNextWriteSyncs) {
     std::this_thread::sleep_for(1ms);
   }
   const bool write_stalled = disk.fs->syncs_waiting() > 0;
-  const bool applied_meanwhile = wait([&] { return applied.size() >= 2; });
-  const bool acknowledged_meanwhile = acknowledged >= 3;
+  bool acknowledged_meanwhile = false;
+  const bool applied_meanwhile = wait([&] {
+    acknowledged_meanwhile = acknowledged >= 3;
+    return applied.size() >= 2;
+  });
   disk.fs->ReleaseSyncs();
 
   EXPECT_TRUE(write_stalled) << "entry 3's write never reached the disk's sync";
