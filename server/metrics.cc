@@ -249,6 +249,9 @@ ServerMetrics::ServerMetrics(MetricsRegistry* r, ServerMetricsSources sources) {
                                           "with leader's or timed out read index requests.");
   read_indexes_failed_total = r->AddCounter("etcd_server_read_indexes_failed_total",
                                             "The total number of failed read indexes seen.");
+  read_index_rounds_total = r->AddCounter(
+      "ganglion_server_read_index_rounds_total",
+      "Read-index rounds this member started; each serves every linearizable read waiting.");
   quota_backend_bytes = r->AddGauge("etcd_server_quota_backend_bytes",
                                     "Current backend storage quota size in bytes.");
 

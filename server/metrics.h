@@ -169,6 +169,7 @@ struct ServerMetrics {
   Counter* slow_apply_total;
   Counter* slow_read_indexes_total;
   Counter* read_indexes_failed_total;
+  Counter* read_index_rounds_total;  // ganglion_server_read_index_rounds_total
   Gauge* quota_backend_bytes;
 
   // etcd_disk_*

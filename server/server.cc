@@ -354,6 +354,7 @@ absl::Status Server::StartThreads() {
   };
   transport_ = std::make_unique<Transport>(std::move(to));
   if (auto s = transport_->Start(); !s.ok()) return s;
+  RegisterTransportMetrics();
 
   // Peers: the members table; before the bootstrap entries are applied, the
   // initial cluster.
@@ -390,6 +391,24 @@ absl::Status Server::StartThreads() {
                Hex(member_id_), config_.name, Hex(cluster_id_), transport_->port(),
                applied_index_.load());
   return absl::OkStatus();
+}
+
+void Server::RegisterTransportMetrics() {
+  const auto add = [this](const std::string& name, const std::string& help,
+                          uint64_t TransportMetrics::*field) {
+    metrics_registry_.AddGaugeFunc(name, help, [this, field] {
+      return static_cast<double>(transport_->metrics().*field);
+    });
+  };
+  add("ganglion_network_peer_sent_messages_total", "Raft messages written to peer streams.",
+      &TransportMetrics::sent_messages);
+  add("ganglion_network_peer_sent_frames_total",
+      "Frames (batches of raft messages) written to peer streams.", &TransportMetrics::sent_frames);
+  add("ganglion_network_peer_received_messages_total", "Raft messages received from peers.",
+      &TransportMetrics::received_messages);
+  add("ganglion_network_peer_dropped_messages_total",
+      "Raft messages dropped: peer queue full, unknown peer, or lost with a failed stream.",
+      &TransportMetrics::dropped_messages);
 }
 
 void Server::Stop() {
@@ -686,21 +705,24 @@ absl::Status Server::CheckQuota(const internal::Request& req) {
 
 void Server::Range(const etcdserverpb::RangeRequest& req,
                    std::function<void(absl::StatusOr<etcdserverpb::RangeResponse>)> done) {
-  auto run = [this, req, done = std::move(done)](absl::Status s) {
-    if (!s.ok()) {
-      done(s);
-      return;
-    }
+  auto run = [this](const etcdserverpb::RangeRequest& req, const auto& done) {
     metrics_->mvcc_range_total->Inc();
     auto r = store()->Range(req);
     if (r.ok()) FillHeader(r->mutable_header(), r->header().revision());
     done(std::move(r));
   };
   if (req.serializable() || config_.unsafe_local_linearizable_reads) {
-    run(absl::OkStatus());
-  } else {
-    LinearizableWait(std::move(run));
+    run(req, done);
+    return;
   }
+  // The request is copied only for a read that waits.
+  LinearizableWait([run, req, done = std::move(done)](absl::Status s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    run(req, done);
+  });
 }
 
 void Server::LinearizableWait(std::function<void(absl::Status)> ready) {
@@ -720,6 +742,7 @@ void Server::IssueReadIndex() {
   for (ReadWaiter& r : reads_pending_) reads_inflight_.push_back(std::move(r));
   reads_pending_.clear();
   read_ctx_ = absl::StrCat(Hex(member_id_), "/", ++read_seq_);
+  metrics_->read_index_rounds_total->Inc();
   read_issued_at_ = Clock::now();
   raft_loop_->ReadIndex(read_ctx_, [](absl::Status) {
     // Refused (no leader): the timer reissues the round until the readers'

@@ -251,6 +251,8 @@ class Server {
   void ProposeConfChange(raft::ConfChange cc, uint64_t id, Done done);
   void LinearizableWait(std::function<void(absl::Status)> ready);
   void IssueReadIndex();
+  // The peer transport's counters, read at scrape time.
+  void RegisterTransportMetrics();
   // May propose the NOSPACE alarm.
   absl::Status CheckQuota(const internal::Request& req);
   bool NoSpaceAlarmed() const;
