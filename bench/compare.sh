@@ -88,6 +88,19 @@ member_kib() {
   echo "$total"
 }
 
+# member_cpu_ticks NAME: user + system clock ticks the three members have
+# used so far (/proc/<pid>/stat fields 14 and 15).
+member_cpu_ticks() {
+  local name=$1 total=0
+  for i in 1 2 3; do
+    local stat fields
+    stat=$(<"/proc/${MEMBER_PIDS[$name.$i]}/stat")
+    read -r -a fields <<<"${stat##*) }"  # from field 3 on: the name may hold spaces
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+
 workload_args() {
   case $1 in
     put-1) echo "--mode=put --clients=1 --connections=1" ;;
@@ -128,12 +141,16 @@ for round in $(seq "$ROUNDS"); do
     for sys in etcd ganglion; do
       ep=ETCD_EP; [[ $sys == ganglion ]] && ep=GANGLION_EP
       echo "round $round: $w on $sys" >&2
+      ticks_before=$(member_cpu_ticks "$sys")
       # shellcheck disable=SC2046
       "$BIN/ganglion-bench" --endpoints="${!ep}" $(workload_args "$w") --duration="$DURATION" \
         --json="$OUT/$sys-$w-$round.json" >"$OUT/$sys-$w-$round.txt" 2>&1 || {
         echo "compare.sh: $w on $sys failed:" >&2
         tail -5 "$OUT/$sys-$w-$round.txt" >&2
       }
+      # The CPU the members spent on the run (the load generator's is not in it).
+      awk -v d=$(($(member_cpu_ticks "$sys") - ticks_before)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "{\"member_cpu_seconds\": %.3f}\n", d / hz }' >"$OUT/$sys-$w-$round.cpu.json"
     done
   done
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reads the JSON that bench/compare.sh wrote and prints the comparison table:
-per workload and figure, etcd's and ganglion's median over the rounds and
-the ratio ganglion/etcd, then peak RSS and the loaded data set."""
+per workload and figure (with the members' CPU per call), etcd's and
+ganglion's median over the rounds and the ratio ganglion/etcd, then peak RSS
+and the loaded data set."""
 import json
 import os
 import statistics
@@ -16,8 +17,9 @@ def load(path):
         return None
 
 
-def figures(doc):
-    """The figures of one run: (name, value, unit, higher_is_better)."""
+def figures(doc, cpu=None):
+    """The figures of one run: (name, value, unit, higher_is_better). `cpu` is
+    the members' CPU during the run, if compare.sh measured it."""
     out = []
     if doc is None:
         return out
@@ -35,6 +37,11 @@ def figures(doc):
         out.append((kind + " p99", c["latency"]["p99_us"] / 1e3, "ms", False))
         if c["failed"]:
             out.append((kind + " failed", c["failed"], "", False))
+    # Per call answered, conflicts included: they cost the members as much.
+    # Not for watch runs, whose CPU includes creating the watchers.
+    calls = sum(c["ok"] for c in doc["report"]["calls"].values())
+    if cpu is not None and calls > 0:
+        out.append(("member CPU per call", cpu["member_cpu_seconds"] * 1e6 / calls, "µs", False))
     return out
 
 
@@ -55,7 +62,8 @@ def main():
         units = {}
         for sys_name in ("etcd", "ganglion"):
             for r in range(1, rounds + 1):
-                for name, v, unit, _ in figures(load(os.path.join(out_dir, f"{sys_name}-{w}-{r}.json"))):
+                run = os.path.join(out_dir, f"{sys_name}-{w}-{r}")
+                for name, v, unit, _ in figures(load(run + ".json"), load(run + ".cpu.json")):
                     values.setdefault(name, {}).setdefault(sys_name, []).append(v)
                     units[name] = unit
         for name, by_sys in values.items():
