@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -164,14 +163,6 @@ absl::StatusOr<int> WaitForLeader(const ProcessCluster& cluster, int not_this = 
   return leader.ok() ? absl::DeadlineExceededError("leader did not change") : leader.status();
 }
 
-// The value of an unlabelled series in Prometheus text, or -1 if absent.
-double MetricValue(const std::string& text, const std::string& name) {
-  const std::string at = "\n" + name + " ";
-  const size_t pos = text.find(at);
-  if (pos == std::string::npos) return -1;
-  return std::strtod(text.c_str() + pos + at.size(), nullptr);
-}
-
 TEST(GanglionCluster, KillingTheLeaderUnderLoadLosesNoAcknowledgedWrite) {
   ProcessCluster cluster(GanglionOptions(3));
   ASSERT_TRUE(cluster.Start().ok());
@@ -211,10 +202,14 @@ TEST(GanglionCluster, KillingTheLeaderUnderLoadLosesNoAcknowledgedWrite) {
   EXPECT_NE(metrics.find("\netcd_disk_wal_fsync_duration_seconds_count "), std::string::npos);
   // Ganglion's own: the peer traffic that carried the writes, and the
   // read-index round of the linearizable read above.
-  EXPECT_GT(MetricValue(metrics, "ganglion_network_peer_sent_messages_total"), 100) << metrics;
-  EXPECT_GT(MetricValue(metrics, "ganglion_network_peer_sent_frames_total"), 0) << metrics;
-  EXPECT_GT(MetricValue(metrics, "ganglion_network_peer_received_messages_total"), 100) << metrics;
-  EXPECT_GE(MetricValue(metrics, "ganglion_server_read_index_rounds_total"), 1) << metrics;
+  EXPECT_GT(MetricValue(metrics, "ganglion_network_peer_sent_messages_total").value_or(-1), 100)
+      << metrics;
+  EXPECT_GT(MetricValue(metrics, "ganglion_network_peer_sent_frames_total").value_or(-1), 0)
+      << metrics;
+  EXPECT_GT(MetricValue(metrics, "ganglion_network_peer_received_messages_total").value_or(-1), 100)
+      << metrics;
+  EXPECT_GE(MetricValue(metrics, "ganglion_server_read_index_rounds_total").value_or(-1), 1)
+      << metrics;
 
   // The killed member comes back and has every acknowledged write too.
   ASSERT_TRUE(cluster.Restart(*leader).ok());

@@ -141,14 +141,7 @@ HttpResult Http(int port, const std::string& method, const std::string& path,
 
 // The value of `metric` on member i's metrics listener, or -1.
 double Metric(const Member& m, const std::string& metric) {
-  HttpResult r = Http(m.metrics_port, "GET", "/metrics");
-  for (absl::string_view line : absl::StrSplit(r.body, '\n')) {
-    if (absl::StartsWith(line, metric + " ")) {
-      double v = -1;
-      if (absl::SimpleAtod(line.substr(metric.size() + 1), &v)) return v;
-    }
-  }
-  return -1;
+  return MetricValue(Http(m.metrics_port, "GET", "/metrics").body, metric).value_or(-1);
 }
 
 bool IsReady(const Json& pod) {
@@ -401,7 +394,6 @@ class WorkloadsProcessTest : public KubeTest {
   int member_ = 0;
   mutable int files_ = 0;
 };
-
 
 TEST_F(WorkloadsProcessTest, ApplyRolloutStatusSetImageAndScale) {
   FakeKubelet kubelet(cluster(), ns_, milliseconds(200));

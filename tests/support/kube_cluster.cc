@@ -4,9 +4,7 @@
 #include <fstream>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 
 namespace ganglion::tests {
 
@@ -61,11 +59,7 @@ CommandResult KubeCluster::Kubectl(std::vector<std::string> args, int member,
 absl::StatusOr<double> KubeCluster::Metric(int member, const std::string& name) const {
   const std::string text = HttpGet(cluster_->member(member).metrics_port, "/metrics");
   if (text.empty()) return absl::UnavailableError(absl::StrCat("member ", member, " no metrics"));
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
-    double v = 0;
-    if (absl::SimpleAtod(line, &v)) return v;
-  }
+  if (auto v = MetricValue(text, name)) return *v;
   return absl::NotFoundError(absl::StrCat("metric ", name, " not on member ", member));
 }
 

@@ -18,9 +18,11 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
 
 extern char** environ;
@@ -243,7 +245,9 @@ std::string Member::PeerUrl() const {
   return absl::StrCat("http://127.0.0.1:", peer_port);
 }
 
-std::string Member::ApiUrl() const { return absl::StrCat("http://127.0.0.1:", api_port); }
+std::string Member::ApiUrl() const {
+  return absl::StrCat("http://127.0.0.1:", api_port);
+}
 
 ProcessCluster::ProcessCluster(ClusterOptions options) : options_(std::move(options)) {
   if (options_.data_root.empty()) {
@@ -656,6 +660,15 @@ std::string HttpGet(int port, const std::string& path) {
   }
   close(fd);
   return out;
+}
+
+std::optional<double> MetricValue(absl::string_view text, absl::string_view name) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
+    double v = 0;
+    if (absl::SimpleAtod(line, &v)) return v;
+  }
+  return std::nullopt;
 }
 
 }  // namespace ganglion::tests

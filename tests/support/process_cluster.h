@@ -13,11 +13,13 @@
 
 #include <chrono>
 #include <csignal>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace ganglion::tests {
 
@@ -43,6 +45,10 @@ inline constexpr std::chrono::milliseconds kStopGrace{5000};
 // response, headers included, or "" if nothing answered.
 std::string HttpGet(int port, const std::string& path);
 
+// The value of the unlabelled series `name` in Prometheus text (a /metrics
+// body), or nullopt if it is not there.
+std::optional<double> MetricValue(absl::string_view text, absl::string_view name);
+
 // The last `max_lines` lines of a file ("" if it cannot be read).
 std::string TailFile(const std::string& path, int max_lines = 40);
 
@@ -57,7 +63,7 @@ struct ClusterOptions {
   std::vector<std::string> extra_flags;  // appended to every member's flags
   // Give each member --listen-api-urls on a free loopback port (ganglion only).
   bool serve_api = false;
-  std::string name_prefix = "m";         // members are m1, m2, ...
+  std::string name_prefix = "m";  // members are m1, m2, ...
   std::string cluster_token = "ganglion-test";
   int heartbeat_interval_ms = 100;
   int election_timeout_ms = 1000;
