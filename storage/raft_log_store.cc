@@ -87,6 +87,9 @@ absl::StatusOr<std::unique_ptr<RaftLogStore>> RaftLogStore::Open(
   // absorb a snapshot interval and let the WAL carry durability.
   o.write_buffer_size = 64 << 20;
   o.max_write_buffer_number = 3;
+  // No memtable insert hint (the state store has one): RocksDB 7.8 keeps one
+  // hint per prefix for both the point and the range-deletion memtables, and
+  // the log's DeleteRange then fails an assertion in the skiplist.
   o.compression = rocksdb::kNoCompression;
   o.max_open_files = 256;
   o.keep_log_file_num = 4;

@@ -1402,6 +1402,11 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   if (options.env != nullptr) o.env = options.env;
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_write_buffer_number = 3;
+  // Flushed memtables overlap each other and all of level 1 (every key kind
+  // in each): merging eight at a time instead of four halves how often
+  // level 1 is rewritten. Reads check up to eight more files, each with its
+  // bloom filter.
+  o.level0_file_num_compaction_trigger = 8;
   // Without the WAL, a clean close must flush the memtables (RocksDB does
   // when there are unpersisted writes unless told to avoid it).
   o.avoid_flush_during_shutdown = false;
