@@ -79,8 +79,7 @@ absl::Status Server::LoadLeases(const storage::StateStore& store) {
   return absl::OkStatus();
 }
 
-void Server::OnRevisionsApplied(const std::vector<storage::RevisionEvents>& batch) {
-  if (watch_hub_) watch_hub_->Publish(batch);
+void Server::OnRevisionsApplied(std::vector<storage::RevisionEvents> batch) {
   for (const storage::RevisionEvents& rev : batch) {
     key_waiters_.OnEvents(rev);
     for (const mvccpb::Event& e : rev.events) {
@@ -91,6 +90,8 @@ void Server::OnRevisionsApplied(const std::vector<storage::RevisionEvents>& batc
       }
     }
   }
+  // Last, so the hub can keep the events without copying them.
+  if (watch_hub_) watch_hub_->Publish(std::move(batch));
 }
 
 absl::Status Server::LoadAlarms(const storage::StateStore& store) {

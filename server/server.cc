@@ -250,7 +250,7 @@ absl::Status Server::OpenStateStore() {
   auto st = storage::StateStore::Open(config_.data_dir + "/state", o);
   if (!st.ok()) return st.status();
   (*st)->Subscribe(
-      [this](const std::vector<storage::RevisionEvents>& batch) { OnRevisionsApplied(batch); });
+      [this](std::vector<storage::RevisionEvents> batch) { OnRevisionsApplied(std::move(batch)); });
   std::unique_lock lock(store_mu_);
   store_ = std::shared_ptr<storage::StateStore>(std::move(*st));
   return absl::OkStatus();

@@ -218,7 +218,7 @@ class Server {
   absl::Status LoadAlarms(const storage::StateStore& store);
   absl::Status LoadLeases(const storage::StateStore& store);
   // The store's subscriber: each applied revision's events, on the apply thread.
-  void OnRevisionsApplied(const std::vector<storage::RevisionEvents>& batch);
+  void OnRevisionsApplied(std::vector<storage::RevisionEvents> batch);
   void ExpireAndCheckpointLeases();
   absl::Status RecoverFromSnapshotIfBehind();
   absl::Status StartThreads();

@@ -1519,7 +1519,7 @@ absl::StatusOr<std::vector<ApplyResult>> StateStore::Apply(const std::vector<App
     applied_index_ = last_index;
   }
   if (compacted) cv_.notify_all();
-  if (subscriber && !txn.events().empty()) (*subscriber)(txn.events());
+  if (subscriber && !txn.events().empty()) (*subscriber)(std::move(txn.events()));
   return results;
 }
 

@@ -203,8 +203,9 @@ class StateStore {
   // Called after each Apply batch is written, with the batch's revisions in
   // order (if it made any), on the Apply thread. It must not block or call
   // Apply. Events carry prev_kv metadata; values only where the request
-  // itself read them (see RevisionEvents::prev_values).
-  using Subscriber = std::function<void(const std::vector<RevisionEvents>&)>;
+  // itself read them (see RevisionEvents::prev_values). The batch is the
+  // subscriber's to keep (it is moved, not copied).
+  using Subscriber = std::function<void(std::vector<RevisionEvents>)>;
   void Subscribe(Subscriber subscriber);
 
   // Makes every batch applied so far durable (flushes the memtables). With

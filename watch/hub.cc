@@ -165,7 +165,7 @@ void Hub::ResetStoreLocked(std::shared_ptr<storage::StateStore> store) {
   }
 }
 
-void Hub::Publish(const std::vector<RevisionEvents>& batch) {
+void Hub::Publish(std::vector<RevisionEvents> batch) {
   // On the apply thread: never take mu_, never wait.
   bool wake = false;
   {
@@ -175,7 +175,7 @@ void Hub::Publish(const std::vector<RevisionEvents>& batch) {
     // the queue stops being empty; with no watchers nobody needs one (a new
     // watcher starts after max(latest_rev_, live_rev_)).
     wake = watched && incoming_.empty();
-    for (const RevisionEvents& rev : batch) {
+    for (RevisionEvents& rev : batch) {
       latest_rev_ = std::max(latest_rev_, rev.revision);
       const uint64_t bytes = ApproxBytes(rev);
       if (!watched || incoming_.size() >= options_.incoming_revisions_max ||
@@ -184,7 +184,7 @@ void Hub::Publish(const std::vector<RevisionEvents>& batch) {
         // and sends its watchers to history for the missing revisions.
         dropped_revisions_total_.fetch_add(1, std::memory_order_relaxed);
       } else {
-        incoming_.push_back(rev);
+        incoming_.push_back(std::move(rev));
         incoming_bytes_ += bytes;
       }
     }

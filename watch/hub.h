@@ -154,7 +154,7 @@ class Hub {
   // the lessor). Never blocks: appends to a bounded queue or drops revisions
   // for the watchers to recover from history; wakes the dispatcher at most
   // once per batch.
-  void Publish(const std::vector<storage::RevisionEvents>& batch);
+  void Publish(std::vector<storage::RevisionEvents> batch);
 
   // A client stream. ResourceExhausted beyond streams_max.
   absl::StatusOr<StreamRef> OpenStream(ReadyFn on_ready);
