@@ -470,7 +470,7 @@ void Server::MaybeSnapshot() {
   const uint64_t due = snapshot_index_ + config_.snapshot_count;
   if (applied < due) {
     // The checkpoint flushes the memtables on this thread, holding up every
-    // apply meanwhile (hundreds of ms for a full 64 MiB memtable). Flushing
+    // apply meanwhile (up to hundreds of ms for full memtables). Flushing
     // in the background a tenth of the interval ahead leaves it little.
     if (!snapshot_flush_started_ && applied + config_.snapshot_count / 10 >= due) {
       snapshot_flush_started_ = true;
