@@ -80,8 +80,9 @@ absl::Status Server::LoadLeases(const storage::StateStore& store) {
 }
 
 void Server::OnRevisionsApplied(std::vector<storage::RevisionEvents> batch) {
+  std::vector<std::function<void()>> fire;
   for (const storage::RevisionEvents& rev : batch) {
-    key_waiters_.OnEvents(rev);
+    key_waiters_.TakeMatching(rev, &fire);
     for (const mvccpb::Event& e : rev.events) {
       if (e.type() == mvccpb::Event::PUT) {
         lessor_->OnPut(e.kv().key(), e.kv().lease());
@@ -90,8 +91,10 @@ void Server::OnRevisionsApplied(std::vector<storage::RevisionEvents> batch) {
       }
     }
   }
-  // Last, so the hub can keep the events without copying them.
+  // The hub keeps the events (moved, not copied), and has them before any
+  // waiter's caller learns of these revisions.
   if (watch_hub_) watch_hub_->Publish(std::move(batch));
+  for (auto& f : fire) f();
 }
 
 absl::Status Server::LoadAlarms(const storage::StateStore& store) {

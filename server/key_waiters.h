@@ -1,8 +1,9 @@
 // One-shot waits on the applied key space: "call me when any key in
 // [key, range_end) changes". The Lock and Election services build on it
 // (wait for a predecessor's key to go, observe a leader change) without a
-// client-style watch. The apply loop reports every applied revision (OnEvents,
-// on its thread); a waiter fires once, outside the lock, and is gone.
+// client-style watch. The apply loop hands every applied revision to
+// TakeMatching (on its thread) and runs the matching waiters' callbacks
+// outside the lock; a waiter fires once and is gone.
 #pragma once
 
 #include <cstdint>
@@ -33,28 +34,25 @@ class KeyWaiters {
     std::lock_guard lock(mu_);
     waiters_.erase(token);
   }
-  void OnEvents(const storage::RevisionEvents& rev) {
-    std::vector<std::function<void()>> fire;
-    {
-      std::lock_guard lock(mu_);
-      if (waiters_.empty()) return;
-      for (auto it = waiters_.begin(); it != waiters_.end();) {
-        bool hit = false;
-        for (const mvccpb::Event& e : rev.events) {
-          if (Matches(it->second, e.kv().key())) {
-            hit = true;
-            break;
-          }
-        }
-        if (hit) {
-          fire.push_back(std::move(it->second.fn));
-          it = waiters_.erase(it);
-        } else {
-          ++it;
+  // Removes the waiters an applied revision concerns and appends their
+  // callbacks to `fire`, for the caller to run outside the lock.
+  void TakeMatching(const storage::RevisionEvents& rev, std::vector<std::function<void()>>* fire) {
+    std::lock_guard lock(mu_);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      bool hit = false;
+      for (const mvccpb::Event& e : rev.events) {
+        if (Matches(it->second, e.kv().key())) {
+          hit = true;
+          break;
         }
       }
+      if (hit) {
+        fire->push_back(std::move(it->second.fn));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
     }
-    for (auto& f : fire) f();
   }
   size_t size() const {
     std::lock_guard lock(mu_);
