@@ -150,8 +150,9 @@ class Hub {
   void ResetStore(std::shared_ptr<storage::StateStore> store);
 
   // Each applied batch's revisions, in order, from the store's subscriber
-  // (the apply thread; the server's one subscriber fans out to the hub and
-  // the lessor). Never blocks: appends to a bounded queue or drops revisions
+  // (the apply thread; the server's one subscriber fans out to the lessor,
+  // the key waiters and, last, the hub, which keeps the batch without
+  // copying it). Never blocks: appends to a bounded queue or drops revisions
   // for the watchers to recover from history; wakes the dispatcher at most
   // once per batch.
   void Publish(std::vector<storage::RevisionEvents> batch);
