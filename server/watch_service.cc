@@ -181,6 +181,9 @@ void WatchReactor::OnReadDone(bool ok) {
     return;
   }
   Handle(request_);
+  // An idle stream keeps no request: Clear frees the create request's
+  // message and strings.
+  request_.Clear();
   {
     std::lock_guard lock(mu_);
     if (finished_ || finish_pending_) return;
@@ -233,6 +236,10 @@ void WatchReactor::OnWriteDone(bool ok) {
   {
     std::lock_guard lock(mu_);
     writing_ = false;
+    // An idle stream keeps nothing of its last response (which may hold
+    // large values): assigning a fresh message frees it, where Clear would
+    // keep the events' storage for reuse.
+    response_ = etcdserverpb::WatchResponse();
     if (finish_pending_) {
       finish_pending_ = false;
       finished_ = true;

@@ -144,24 +144,12 @@ void Hub::ResetStoreLocked(std::shared_ptr<storage::StateStore> store) {
   }
   // Synced watchers' next revisions are relative to the old live revision:
   // make them explicit and set every watcher aside before re-partitioning.
-  for (Watcher* w : synced_) {
-    w->next_rev = NextRev(w);
-    IndexSynced(w, false);
-    w->synced = false;
-    unsynced_.insert(w);
-  }
-  synced_.clear();
+  for (Watcher* w : SyncedWatchers()) MarkUnsynced(w);
   live_rev_ = current;
   // Re-partition: whoever still needs a revision <= current reads it from
   // the new store's history.
-  std::vector<Watcher*> all(synced_.begin(), synced_.end());
-  all.insert(all.end(), unsynced_.begin(), unsynced_.end());
-  for (Watcher* w : all) {
-    if (w->next_rev <= live_rev_) {
-      MarkUnsynced(w);
-    } else {
-      MarkSynced(w);
-    }
+  for (Watcher* w : std::vector<Watcher*>(unsynced_.begin(), unsynced_.end())) {
+    if (w->next_rev > live_rev_) MarkSynced(w);
   }
 }
 
@@ -219,10 +207,10 @@ void Hub::DispatchLoop() {
   }
 }
 
-bool Hub::Matches(const WatchSpec& spec, const std::string& key) {
-  if (spec.range_end.empty()) return key == spec.key;
-  if (spec.range_end == std::string(1, '\0')) return key >= spec.key;
-  return key >= spec.key && key < spec.range_end;
+bool Hub::Watcher::Matches(const std::string& k) const {
+  if (range_end == nullptr) return k == key;
+  if (*range_end == std::string_view("\0", 1)) return k >= key;
+  return k >= key && k < *range_end;
 }
 
 bool Hub::Slow(const Stream* s) const {
@@ -238,14 +226,15 @@ int64_t Hub::NextRev(const Watcher* w) const {
 }
 
 void Hub::IndexSynced(Watcher* w, bool add) {
-  if (w->spec.range_end.empty()) {
-    auto& set = synced_by_key_[w->spec.key];
+  if (w->range_end == nullptr) {
     if (add) {
-      set.insert(w);
-    } else {
-      set.erase(w);
-      if (set.empty()) synced_by_key_.erase(w->spec.key);
+      synced_by_key_[w->key].insert(w);
+      return;
     }
+    auto it = synced_by_key_.find(w->key);
+    if (it == synced_by_key_.end()) return;
+    it->second.erase(w);
+    if (it->second.empty()) synced_by_key_.erase(it);
   } else if (add) {
     synced_ranges_.insert(w);
   } else {
@@ -253,12 +242,17 @@ void Hub::IndexSynced(Watcher* w, bool add) {
   }
 }
 
+std::vector<Hub::Watcher*> Hub::SyncedWatchers() const {
+  std::vector<Watcher*> all(synced_ranges_.begin(), synced_ranges_.end());
+  for (const auto& [key, set] : synced_by_key_) all.insert(all.end(), set.begin(), set.end());
+  return all;
+}
+
 void Hub::MarkUnsynced(Watcher* w) {
   if (w->synced) {
     w->next_rev = NextRev(w);  // make the implicit next revision explicit
     IndexSynced(w, false);
   }
-  synced_.erase(w);
   unsynced_.insert(w);
   w->synced = false;
 }
@@ -266,7 +260,6 @@ void Hub::MarkUnsynced(Watcher* w) {
 void Hub::MarkSynced(Watcher* w) {
   unsynced_.erase(w);
   if (!w->synced) IndexSynced(w, true);
-  synced_.insert(w);
   w->synced = true;
 }
 
@@ -287,7 +280,7 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
     if (rev.revision != live_rev_ + 1) {
       // Revisions in between were dropped at the queue: whoever needed them
       // reads them from history.
-      for (Watcher* w : std::vector<Watcher*>(synced_.begin(), synced_.end())) {
+      for (Watcher* w : SyncedWatchers()) {
         if (NextRev(w) < rev.revision) MarkUnsynced(w);
       }
     }
@@ -307,16 +300,15 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
       if (w->next_rev > rev.revision) continue;  // starts later
       candidates.clear();
       for (const mvccpb::Event& ev : rev.events) {
-        if (Matches(w->spec, ev.kv().key())) candidates.push_back(&ev);
+        if (w->Matches(ev.kv().key())) candidates.push_back(&ev);
       }
       if (candidates.empty()) continue;
       // Moved aside (a full stream, or previous values it wants that could
       // not be read here): it resumes at this revision from history, which
       // carries them, once its stream has drained.
-      if (Slow(w->stream) || (w->spec.prev_kv && !LoadPrevValues(&rev))) {
+      if (Slow(w->stream) || (w->prev_kv && !LoadPrevValues(&rev))) {
         w->next_rev = rev.revision;
         IndexSynced(w, false);
-        synced_.erase(w);
         unsynced_.insert(w);
         w->synced = false;
         continue;
@@ -327,7 +319,7 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
     live_rev_ = rev.revision;
   }
   if (latest_rev > live_rev_) {
-    for (Watcher* w : std::vector<Watcher*>(synced_.begin(), synced_.end())) {
+    for (Watcher* w : SyncedWatchers()) {
       if (NextRev(w) <= latest_rev) MarkUnsynced(w);
     }
     live_rev_ = latest_rev;
@@ -337,18 +329,18 @@ void Hub::DispatchLive(std::deque<RevisionEvents>& revisions, int64_t latest_rev
 void Hub::Deliver(Watcher* w, const std::vector<const mvccpb::Event*>& events, int64_t header_rev) {
   WatchResponse resp;
   for (const mvccpb::Event* ev : events) {
-    if (ev->type() == mvccpb::Event::PUT && w->spec.filter_put) continue;
-    if (ev->type() == mvccpb::Event::DELETE && w->spec.filter_delete) continue;
+    if (ev->type() == mvccpb::Event::PUT && w->filter_put) continue;
+    if (ev->type() == mvccpb::Event::DELETE && w->filter_delete) continue;
     mvccpb::Event* out = resp.add_events();
     *out = *ev;
-    if (!w->spec.prev_kv) out->clear_prev_kv();
+    if (!w->prev_kv) out->clear_prev_kv();
   }
   if (resp.events_size() == 0) return;
   resp.mutable_header()->set_revision(header_rev);
   resp.set_watch_id(w->id);
   w->sent_since_progress = true;
   events_sent_total_.fetch_add(resp.events_size(), std::memory_order_relaxed);
-  if (w->spec.fragment) {
+  if (w->fragment) {
     for (WatchResponse& piece : Fragment(std::move(resp), options_.max_request_bytes)) {
       Push(w->stream, std::move(piece));
     }
@@ -400,7 +392,7 @@ bool Hub::CatchUpOnce() {
     for (const RevisionEvents& rev : page->revisions) {
       if (rev.revision < w->next_rev) continue;
       for (const mvccpb::Event& ev : rev.events) {
-        if (Matches(w->spec, ev.kv().key())) candidates.push_back(&ev);
+        if (w->Matches(ev.kv().key())) candidates.push_back(&ev);
       }
     }
     Deliver(w, candidates, live_rev_);
@@ -418,7 +410,7 @@ void Hub::ProgressTick(std::chrono::steady_clock::time_point now) {
       continue;
     }
     bool all_synced = true;
-    for (auto& [wid, w] : s->second->watchers) all_synced = all_synced && w->synced;
+    for (const auto& w : s->second->watchers) all_synced = all_synced && w->synced;
     if (!all_synced) {
       ++it;
       continue;
@@ -432,8 +424,8 @@ void Hub::ProgressTick(std::chrono::steady_clock::time_point now) {
   if (now < next_progress_at_) return;
   next_progress_at_ = now + options_.progress_notify_interval;
   for (auto& [id, s] : streams_) {
-    for (auto& [wid, w] : s->watchers) {
-      if (!w->spec.progress_notify) continue;
+    for (const auto& w : s->watchers) {
+      if (!w->progress_notify) continue;
       // As etcd: a watcher that got events during the interval needs no
       // notification, and one that is catching up gets none.
       if (w->synced && !w->sent_since_progress) {
@@ -449,7 +441,6 @@ void Hub::ProgressTick(std::chrono::steady_clock::time_point now) {
 
 void Hub::RemoveWatcher(Watcher* w) {
   if (w->synced) IndexSynced(w, false);
-  synced_.erase(w);
   unsynced_.erase(w);
   watcher_count_.fetch_sub(1);
   w->stream->watchers.erase(w->id);  // destroys w
@@ -476,7 +467,7 @@ void Hub::CloseStream(StreamId stream) {
   Stream* s = it->second.get();
   std::vector<Watcher*> watchers;
   watchers.reserve(s->watchers.size());
-  for (auto& [id, w] : s->watchers) watchers.push_back(w.get());
+  for (const auto& w : s->watchers) watchers.push_back(w.get());
   for (Watcher* w : watchers) RemoveWatcher(w);
   progress_requested_.erase(stream);
   streams_.erase(it);
@@ -523,9 +514,17 @@ absl::Status Hub::Create(StreamId stream, const WatchSpec& spec_in) {
   }
   auto w = std::make_unique<Watcher>();
   w->stream = s;
-  w->spec = spec;
+  w->key = std::move(spec.key);
+  if (!spec.range_end.empty()) {
+    w->range_end = std::make_unique<const std::string>(std::move(spec.range_end));
+  }
   w->id = id;
   w->next_rev = spec.start_revision > 0 ? spec.start_revision : header_rev + 1;
+  w->progress_notify = spec.progress_notify;
+  w->filter_put = spec.filter_put;
+  w->filter_delete = spec.filter_delete;
+  w->prev_kv = spec.prev_kv;
+  w->fragment = spec.fragment;
 
   WatchResponse created;
   created.mutable_header()->set_revision(header_rev);
@@ -534,7 +533,7 @@ absl::Status Hub::Create(StreamId stream, const WatchSpec& spec_in) {
   Push(s, std::move(created));
 
   Watcher* raw = w.get();
-  s->watchers.emplace(id, std::move(w));
+  s->watchers.insert(std::move(w));
   watcher_count_.fetch_add(1);
   if (raw->next_rev > live_rev_) {
     MarkSynced(raw);
@@ -555,7 +554,7 @@ absl::Status Hub::Cancel(StreamId stream, int64_t watch_id) {
   auto w = s->watchers.find(watch_id);
   // As etcd 3.4: canceling an unknown id answers nothing.
   if (w == s->watchers.end()) return absl::OkStatus();
-  RemoveWatcher(w->second.get());
+  RemoveWatcher(w->get());
   WatchResponse resp;
   resp.mutable_header()->set_revision(live_rev_);
   resp.set_watch_id(watch_id);

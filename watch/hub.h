@@ -36,6 +36,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
@@ -181,18 +182,45 @@ class Hub {
 
  private:
   struct Stream;
+  // A watcher keeps only what dispatch needs: an idle one is ~72 bytes plus
+  // its index entries (10,000 of them on one member are the common case).
   struct Watcher {
     Stream* stream = nullptr;
-    WatchSpec spec;
+    std::string key;  // "\0" stands for the empty key (as etcd)
+    // Null: the key alone. "\0": every key >= key. Else [key, *range_end).
+    std::unique_ptr<const std::string> range_end;
     int64_t id = 0;
     int64_t next_rev = 0;  // lowest revision not yet delivered (or skipped)
     bool synced = false;
     bool sent_since_progress = false;
+    // etcd's create options.
+    bool progress_notify : 1 = false;
+    bool filter_put : 1 = false;     // NOPUT
+    bool filter_delete : 1 = false;  // NODELETE
+    bool prev_kv : 1 = false;
+    bool fragment : 1 = false;
+
+    bool Matches(const std::string& k) const;
   };
+  // A stream's watchers, owned, found by id (8 bytes a slot).
+  struct WatcherId {
+    using is_transparent = void;
+    static int64_t Of(int64_t id) { return id; }
+    static int64_t Of(const std::unique_ptr<Watcher>& w) { return w->id; }
+    template <typename A>
+    size_t operator()(const A& a) const {
+      return absl::Hash<int64_t>()(Of(a));
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Of(a) == Of(b);
+    }
+  };
+  using WatcherSet = absl::flat_hash_set<std::unique_ptr<Watcher>, WatcherId, WatcherId>;
   struct Stream {
     StreamId id = 0;
     ReadyFn on_ready;
-    absl::flat_hash_map<int64_t, std::unique_ptr<Watcher>> watchers;
+    WatcherSet watchers;
     int64_t next_auto_id = 0;
     // Pop runs on gRPC threads without the hub lock. Lock order: Hub::mu_ ->
     // Queue::mu_.
@@ -212,6 +240,9 @@ class Hub {
   void ResetStoreLocked(std::shared_ptr<storage::StateStore> store);
   int64_t NextRev(const Watcher* w) const;
   void IndexSynced(Watcher* w, bool add);
+  // Every synced watcher, from the dispatch index (a copy: callers move
+  // watchers between the sets).
+  std::vector<Watcher*> SyncedWatchers() const;
   void MarkUnsynced(Watcher* w);
   void MarkSynced(Watcher* w);
   void RemoveWatcher(Watcher* w);
@@ -219,7 +250,6 @@ class Hub {
   // range and filters, in one response (fragmented if asked). Holds mu_.
   void Deliver(Watcher* w, const std::vector<const mvccpb::Event*>& events, int64_t header_rev);
   void Push(Stream* s, etcdserverpb::WatchResponse resp);
-  static bool Matches(const WatchSpec& spec, const std::string& key);
   bool Slow(const Stream* s) const;
   bool Drained(const Stream* s) const;
 
@@ -237,12 +267,13 @@ class Hub {
   std::set<StreamId> progress_requested_;
   // A synced watcher's next revision is implicit: max(next_rev,
   // live_rev_ + 1) (NextRev), so a revision costs work only for the
-  // watchers it matches, not for every synced watcher.
-  // Open-addressing sets: ~10-20 bytes per watcher, where a tree node is 48.
-  absl::flat_hash_set<Watcher*> synced_;
+  // watchers it matches, not for every synced watcher. Synced watchers are
+  // known by their flag and the dispatch index below; unsynced ones are
+  // kept here (open addressing: ~10-20 bytes per watcher, a tree node is 48).
   absl::flat_hash_set<Watcher*> unsynced_;
-  // synced_ indexed for dispatch: single-key watchers by key, the rest
-  // (ranges, prefixes) in one set checked per revision. Guarded by mu_.
+  // The synced watchers, indexed for dispatch: single-key watchers by key,
+  // the rest (ranges, prefixes) in one set checked per revision. Every synced
+  // watcher is in exactly one of them. Guarded by mu_.
   absl::flat_hash_map<std::string, absl::flat_hash_set<Watcher*>> synced_by_key_;
   absl::flat_hash_set<Watcher*> synced_ranges_;
   std::chrono::steady_clock::time_point next_progress_at_;
