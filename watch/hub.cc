@@ -62,6 +62,22 @@ std::vector<WatchResponse> Fragment(WatchResponse resp, uint64_t max_bytes) {
   return out;
 }
 
+template <typename List, typename W>
+void ListAdd(List& list, W* w) {
+  w->slot = static_cast<uint32_t>(list.size());
+  list.push_back(w);
+}
+
+// O(1): the last watcher takes w's slot.
+template <typename List, typename W>
+void ListRemove(List& list, W* w) {
+  assert(w->slot < list.size() && list[w->slot] == w);
+  W* last = list.back();
+  list[w->slot] = last;
+  last->slot = w->slot;
+  list.pop_back();
+}
+
 }  // namespace
 
 // ---- Queue ----
@@ -226,25 +242,27 @@ int64_t Hub::NextRev(const Watcher* w) const {
 }
 
 void Hub::IndexSynced(Watcher* w, bool add) {
-  if (w->range_end == nullptr) {
+  if (w->range_end != nullptr) {
     if (add) {
-      synced_by_key_[w->key].insert(w);
-      return;
+      ListAdd(synced_ranges_, w);
+    } else {
+      ListRemove(synced_ranges_, w);
     }
-    auto it = synced_by_key_.find(w->key);
-    if (it == synced_by_key_.end()) return;
-    it->second.erase(w);
-    if (it->second.empty()) synced_by_key_.erase(it);
-  } else if (add) {
-    synced_ranges_.insert(w);
-  } else {
-    synced_ranges_.erase(w);
+    return;
   }
+  if (add) {
+    ListAdd(synced_by_key_[w->key], w);
+    return;
+  }
+  auto it = synced_by_key_.find(w->key);
+  assert(it != synced_by_key_.end());
+  ListRemove(it->second, w);
+  if (it->second.empty()) synced_by_key_.erase(it);
 }
 
 std::vector<Hub::Watcher*> Hub::SyncedWatchers() const {
   std::vector<Watcher*> all(synced_ranges_.begin(), synced_ranges_.end());
-  for (const auto& [key, set] : synced_by_key_) all.insert(all.end(), set.begin(), set.end());
+  for (const auto& [key, list] : synced_by_key_) all.insert(all.end(), list.begin(), list.end());
   return all;
 }
 

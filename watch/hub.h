@@ -36,6 +36,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -182,7 +183,7 @@ class Hub {
 
  private:
   struct Stream;
-  // A watcher keeps only what dispatch needs: an idle one is ~72 bytes plus
+  // A watcher keeps only what dispatch needs: an idle one is 72 bytes plus
   // its index entries (10,000 of them on one member are the common case).
   struct Watcher {
     Stream* stream = nullptr;
@@ -191,6 +192,7 @@ class Hub {
     std::unique_ptr<const std::string> range_end;
     int64_t id = 0;
     int64_t next_rev = 0;  // lowest revision not yet delivered (or skipped)
+    uint32_t slot = 0;     // while synced: its place in its dispatch index list
     bool synced = false;
     bool sent_since_progress = false;
     // etcd's create options.
@@ -274,8 +276,12 @@ class Hub {
   // The synced watchers, indexed for dispatch: single-key watchers by key,
   // the rest (ranges, prefixes) in one set checked per revision. Every synced
   // watcher is in exactly one of them. Guarded by mu_.
-  absl::flat_hash_map<std::string, absl::flat_hash_set<Watcher*>> synced_by_key_;
-  absl::flat_hash_set<Watcher*> synced_ranges_;
+  // Lists, not sets: a watcher knows its slot, so removal swaps the last one
+  // in, and a key with one or two watchers allocates nothing beyond its map
+  // entry.
+  using WatcherList = absl::InlinedVector<Watcher*, 2>;
+  absl::flat_hash_map<std::string, WatcherList> synced_by_key_;
+  std::vector<Watcher*> synced_ranges_;
   std::chrono::steady_clock::time_point next_progress_at_;
   // Every revision <= live_rev_ was delivered to the synced watchers (or
   // none of them needed it). Synced watchers: next_rev > live_rev_.

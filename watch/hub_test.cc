@@ -169,6 +169,37 @@ TEST_F(HubTest, AutoIdsSkipClientIdsAndDuplicatesAreRefusedAsEtcdDoes) {
   EXPECT_EQ(hub_->Stats().watchers, 2u);
 }
 
+// Canceling watchers from the middle of a key's list and of the range list,
+// and closing a stream that shares a key with another, leaves exactly the
+// others receiving, each once.
+TEST_F(HubTest, CancelsAndClosedStreamsLeaveExactlyTheOthersWatching) {
+  StartHub();
+  Client c(hub_.get());
+  for (int i = 0; i < 5; i++) c.Watch("k");                        // ids 0-4
+  for (int i = 0; i < 3; i++) c.Watch("j", std::string(1, '\0'));  // ids 5-7: ranges
+  c.Watch("other");                                                // id 8
+  ASSERT_TRUE(c.ReadUntil(9));
+  {
+    Client gone(hub_.get());
+    gone.Watch("k");
+    gone.Watch("j", "l");
+    ASSERT_TRUE(gone.ReadUntil(2));
+  }  // closed: its watchers leave the same key list and the range list
+  for (int64_t id : {1, 3, 6}) ASSERT_TRUE(hub_->Cancel(c.id(), id).ok());
+  ASSERT_TRUE(c.ReadUntil(12));
+  EXPECT_EQ(hub_->Stats().watchers, 6u);
+  a_.Put("k", "v");  // rev 1: k's 0, 2, 4 and ranges 5, 7 ("k" >= "j")
+  a_.Put("other", "o");  // rev 2: 8, and ranges 5, 7
+  ASSERT_TRUE(c.ReadUntil(12 + 8));
+  std::map<int64_t, std::vector<int64_t>> revs;
+  for (size_t i = 12; i < c.got().size(); i++) {
+    for (const auto& ev : c.got()[i].events()) revs[c.got()[i].watch_id()].push_back(ev.kv().mod_revision());
+  }
+  std::map<int64_t, std::vector<int64_t>> want = {
+      {0, {1}}, {2, {1}}, {4, {1}}, {5, {1, 2}}, {7, {1, 2}}, {8, {2}}};
+  EXPECT_EQ(revs, want);
+}
+
 TEST_F(HubTest, AtomicTxnEventsInOneResponse) {
   StartHub();
   Client c(hub_.get());
