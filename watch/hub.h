@@ -243,7 +243,7 @@ class Hub {
   int64_t NextRev(const Watcher* w) const;
   void IndexSynced(Watcher* w, bool add);
   // Every synced watcher, from the dispatch index (a copy: callers move
-  // watchers between the sets).
+  // watchers in and out of the index).
   std::vector<Watcher*> SyncedWatchers() const;
   void MarkUnsynced(Watcher* w);
   void MarkSynced(Watcher* w);
@@ -274,7 +274,7 @@ class Hub {
   // kept here (open addressing: ~10-20 bytes per watcher, a tree node is 48).
   absl::flat_hash_set<Watcher*> unsynced_;
   // The synced watchers, indexed for dispatch: single-key watchers by key,
-  // the rest (ranges, prefixes) in one set checked per revision. Every synced
+  // the rest (ranges, prefixes) in one list checked per revision. Every synced
   // watcher is in exactly one of them. Guarded by mu_.
   // Lists, not sets: a watcher knows its slot, so removal swaps the last one
   // in, and a key with one or two watchers allocates nothing beyond its map
