@@ -53,7 +53,15 @@ absl::StatusOr<std::unique_ptr<Orchestrator>> Orchestrator::Start(OrchestratorOp
 Orchestrator::~Orchestrator() { Stop(); }
 
 void Orchestrator::Stop() {
-  if (host_) host_->Stop();
+  if (!host_) return;
+  host_->Stop();
+  // The member shuts its gRPC server down next, and nothing may use the
+  // in-process channel then: gRPC 1.51 crashes creating a call on it while
+  // its server shuts down (a broken watch stream would reconnect). The
+  // store's client holds the only stream, its shared watch, and ends it when
+  // destroyed. The stopped host stays for stats().
+  api_.reset();
+  store_.reset();
 }
 
 }  // namespace ganglion::orchestrator

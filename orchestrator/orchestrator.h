@@ -43,6 +43,7 @@ class Orchestrator {
   void SetLeading(bool leading, uint64_t term) {
     if (host_) host_->SetLeading(leading, term);
   }
+  // Stops the reconcilers and closes the store: the channel is unused after.
   void Stop();
   HostStats stats() const { return host_ ? host_->stats() : HostStats{}; }
   const std::vector<std::string>& reconciler_names() const { return names_; }

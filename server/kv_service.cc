@@ -6,7 +6,7 @@
 
 namespace ganglion::server {
 
-absl::Status CheckRequireLeader(const grpc::CallbackServerContext* ctx, const Server& server) {
+absl::Status CheckRequireLeader(const grpc::ServerContextBase* ctx, const Server& server) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("hasleader");
   if (it != md.end() && it->second == "true" && !server.HasLeader()) return NoLeader();

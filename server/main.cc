@@ -20,6 +20,7 @@
 #include "server/http_endpoint.h"
 #include "server/server.h"
 #include "server/services.h"
+#include "server/watch_service.h"
 
 namespace {
 
@@ -132,7 +133,12 @@ int Run(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_ENABLE_PER_MESSAGE_COMPRESSION, 0);
   auto services = ganglion::server::MakeEtcdServices(server->get());
   for (auto& s : services) builder.RegisterService(s.get());
+  // Declared before grpc_server: on every return its queue is drained after
+  // the grpc::Server is shut down.
+  ganglion::server::WatchService watch_service(server->get());
+  watch_service.AddTo(&builder);
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (grpc_server) watch_service.Start();
   if (!grpc_server) {
     std::fprintf(stderr, "ganglion: cannot listen for clients on %s\n",
                  config->listen_client_urls.at(0).ToString().c_str());
@@ -273,6 +279,7 @@ int Run(int argc, char** argv) {
   if (api_server) api_server->Stop();
   if (metrics_http) metrics_http->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  watch_service.Stop();
   (*server)->Stop();
   if (removed) {
     spdlog::warn("event=exit reason=removed");

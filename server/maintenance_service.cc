@@ -206,7 +206,6 @@ std::unique_ptr<grpc::Service> MakeClusterService(Server* server);
 std::unique_ptr<grpc::Service> MakeLeaseService(Server* server);
 std::unique_ptr<grpc::Service> MakeLockService(Server* server);
 std::unique_ptr<grpc::Service> MakeElectionService(Server* server);
-std::unique_ptr<grpc::Service> MakeWatchService(Server* server);  // watch_service.cc
 
 std::vector<std::unique_ptr<grpc::Service>> MakeEtcdServices(Server* server) {
   std::vector<std::unique_ptr<grpc::Service>> services;
@@ -216,7 +215,6 @@ std::vector<std::unique_ptr<grpc::Service>> MakeEtcdServices(Server* server) {
   services.push_back(MakeLockService(server));
   services.push_back(MakeElectionService(server));
   services.push_back(std::make_unique<MaintenanceService>(server));
-  services.push_back(MakeWatchService(server));
   return services;
 }
 

@@ -1,12 +1,17 @@
-// Watch on a real 3-member ganglion cluster: a client that watches through a
-// kill -9 of the member it is connected to (the leader) sees every
-// acknowledged write exactly once and in order, resuming on another member
-// from its last revision + 1, as etcd documents for its clients.
+// Watch on a real ganglion cluster: a client that watches through a kill -9
+// of the member it is connected to (the leader) sees every acknowledged write
+// exactly once and in order, resuming on another member from its last
+// revision + 1, as etcd documents for its clients; and a member that stops
+// with streams open ends them all and exits cleanly.
 #include <grpcpp/grpcpp.h>
+
+#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -20,6 +25,13 @@ namespace {
 
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
+
+ClusterOptions Members(int n) {
+  ClusterOptions options;
+  options.binary = GANGLION_BINARY;
+  options.members = n;
+  return options;
+}
 
 std::shared_ptr<grpc::Channel> Channel(const std::string& endpoint) {
   return grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
@@ -176,10 +188,7 @@ class Watcher {
 };
 
 TEST(GanglionWatch, WatcherSeesEveryAcknowledgedWriteOnceInOrderAcrossLeaderKill) {
-  ClusterOptions options;
-  options.binary = GANGLION_BINARY;
-  options.members = 3;
-  ProcessCluster cluster(options);
+  ProcessCluster cluster(Members(3));
   ASSERT_TRUE(cluster.Start().ok());
   auto leader = cluster.LeaderIndex();
   ASSERT_TRUE(leader.ok()) << leader.status();
@@ -224,6 +233,93 @@ TEST(GanglionWatch, WatcherSeesEveryAcknowledgedWriteOnceInOrderAcrossLeaderKill
     ASSERT_NE(it, by_rev.end()) << "acknowledged " << key << " at " << rev << " never seen";
     EXPECT_EQ(it->second, key);
   }
+}
+
+
+// SIGTERM with watch streams open: idle ones, ones that just got events, and
+// one whose client reads nothing, so that the member's write to it waits on
+// flow control. The member ends every stream and exits 0 in time; the
+// clients see their streams end with an error.
+TEST(GanglionWatch, MemberStopsCleanlyWithStreamsOpenAndAWriteStalled) {
+  ProcessCluster cluster(Members(1));
+  ASSERT_TRUE(cluster.Start().ok());
+  const std::string endpoint = cluster.client_endpoint(0);
+  auto connection = [&](int n) {
+    grpc::ChannelArguments args;
+    args.SetInt("ganglion_test_connection", n);  // a distinct connection each
+    return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  };
+  auto create = [](const std::string& prefix) {
+    etcdserverpb::WatchRequest req;
+    req.mutable_create_request()->set_key(prefix + "/");
+    req.mutable_create_request()->set_range_end(prefix + "0");
+    return req;
+  };
+
+  auto stalled_stub = etcdserverpb::Watch::NewStub(connection(0));
+  grpc::ClientContext stalled_ctx;
+  auto stalled = stalled_stub->Watch(&stalled_ctx);
+  ASSERT_TRUE(stalled->Write(create("big")));
+
+  struct Reader {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<etcdserverpb::WatchRequest,
+                                             etcdserverpb::WatchResponse>>
+        stream;
+    std::atomic<int> events{0};
+    grpc::Status status;
+    std::thread thread;
+  };
+  constexpr int kReaders = 20, kWatchersEach = 3, kPuts = 10;
+  std::vector<std::unique_ptr<etcdserverpb::Watch::Stub>> stubs;
+  stubs.push_back(etcdserverpb::Watch::NewStub(connection(1)));
+  stubs.push_back(etcdserverpb::Watch::NewStub(connection(2)));
+  std::vector<std::unique_ptr<Reader>> readers;
+  for (int i = 0; i < kReaders; i++) {
+    auto r = std::make_unique<Reader>();
+    r->stream = stubs[i % stubs.size()]->Watch(&r->ctx);
+    for (int w = 0; w < kWatchersEach; w++) ASSERT_TRUE(r->stream->Write(create("s")));
+    r->thread = std::thread([r = r.get()] {
+      etcdserverpb::WatchResponse resp;
+      while (r->stream->Read(&resp)) r->events += resp.events_size();
+      r->status = r->stream->Finish();
+    });
+    readers.push_back(std::move(r));
+  }
+
+  auto kv = etcdserverpb::KV::NewStub(connection(3));
+  auto put = [&](const std::string& key, size_t value_bytes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(10000));
+    etcdserverpb::PutRequest req;
+    req.set_key(key);
+    req.set_value(std::string(value_bytes, 'v'));
+    etcdserverpb::PutResponse resp;
+    return kv->Put(&ctx, req, &resp);
+  };
+  // 16 MiB of events for a client that reads none of them: more than any
+  // flow-control window lets through.
+  for (int i = 0; i < 64; i++) {
+    ASSERT_TRUE(put(absl::StrCat("big/", i), 256 * 1024).ok());
+  }
+  for (int i = 0; i < kPuts; i++) ASSERT_TRUE(put(absl::StrCat("s/", i), 10).ok());
+  for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
+    int behind = 0;
+    for (const auto& r : readers) behind += r->events < kWatchersEach * kPuts;
+    if (behind == 0) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  for (const auto& r : readers) EXPECT_EQ(r->events, kWatchersEach * kPuts);
+
+  ASSERT_TRUE(cluster.Kill(0, SIGTERM).ok()) << "the member did not exit in time";
+  const int status = cluster.member(0).wait_status;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  for (auto& r : readers) {
+    r->thread.join();
+    EXPECT_FALSE(r->status.ok());
+  }
+  stalled_ctx.TryCancel();
+  (void)stalled->Finish();
 }
 
 }  // namespace

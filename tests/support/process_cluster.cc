@@ -448,6 +448,7 @@ absl::Status ProcessCluster::Reap(int i, milliseconds timeout) {
     int status = 0;
     pid_t r = waitpid(m.pid, &status, WNOHANG);
     if (r == m.pid || (r < 0 && errno == ECHILD)) {
+      m.wait_status = r == m.pid ? status : -1;
       // The server is gone; take down anything left in its group as well.
       kill(-m.pid, SIGKILL);
       m.pid = 0;

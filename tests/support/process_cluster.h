@@ -89,6 +89,7 @@ struct Member {
   std::string initial_cluster_state;  // "new" or "existing"
   pid_t pid = 0;                      // 0 when not running
   bool paused = false;
+  int wait_status = -1;  // waitpid's status from its last exit; -1 before one
 
   std::string ClientEndpoint() const;  // "127.0.0.1:port"
   std::string ClientUrl() const;       // "http://127.0.0.1:port"
