@@ -69,7 +69,7 @@ class WatchCall {
       delete this;
       return;
     }
-    new WatchCall(owner_);  // keep one requested ahead
+    new WatchCall(owner_);  // requests the next call in this one's place
     Server* server = owner_->server_;
     const auto& md = ctx_.client_metadata();
     auto it = md.find("hasleader");
