@@ -6,10 +6,14 @@
 
 namespace ganglion::server {
 
-absl::Status CheckRequireLeader(const grpc::ServerContextBase* ctx, const Server& server) {
+bool RequiresLeader(const grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("hasleader");
-  if (it != md.end() && it->second == "true" && !server.HasLeader()) return NoLeader();
+  return it != md.end() && it->second == "true";
+}
+
+absl::Status CheckRequireLeader(const grpc::ServerContextBase* ctx, const Server& server) {
+  if (RequiresLeader(ctx) && !server.HasLeader()) return NoLeader();
   return absl::OkStatus();
 }
 

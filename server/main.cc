@@ -138,13 +138,13 @@ int Run(int argc, char** argv) {
   ganglion::server::WatchService watch_service(server->get());
   watch_service.AddTo(&builder);
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
-  if (grpc_server) watch_service.Start();
   if (!grpc_server) {
     std::fprintf(stderr, "ganglion: cannot listen for clients on %s\n",
                  config->listen_client_urls.at(0).ToString().c_str());
     (*server)->Stop();
     return 1;
   }
+  watch_service.Start();
   for (const auto& url : config->listen_client_urls) {
     spdlog::info("event=serving_clients url={}", url.ToString());
   }

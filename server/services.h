@@ -19,6 +19,7 @@ std::vector<std::unique_ptr<grpc::Service>> MakeEtcdServices(Server* server);
 
 // etcd's "hasleader" request metadata: when a client sets it to "true", a
 // member without a leader refuses at once with "etcdserver: no leader".
+bool RequiresLeader(const grpc::ServerContextBase* ctx);
 absl::Status CheckRequireLeader(const grpc::ServerContextBase* ctx, const Server& server);
 
 }  // namespace ganglion::server

@@ -71,10 +71,8 @@ class WatchCall {
     }
     new WatchCall(owner_);  // requests the next call in this one's place
     Server* server = owner_->server_;
-    const auto& md = ctx_.client_metadata();
-    auto it = md.find("hasleader");
-    require_leader_ = it != md.end() && it->second == "true";
-    absl::Status admitted = CheckRequireLeader(&ctx_, *server);
+    require_leader_ = RequiresLeader(&ctx_);
+    absl::Status admitted = require_leader_ && !server->HasLeader() ? NoLeader() : absl::OkStatus();
     // As etcd: a learner serves no streams but snapshots.
     if (admitted.ok() && server->IsLearner()) {
       admitted = absl::UnavailableError(kErrNotSupportedForLearner);
