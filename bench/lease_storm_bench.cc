@@ -67,10 +67,43 @@ Outcome RunOne(const std::string& binary, const Args& a) {
     std::exit(1);
   }
   auto leader = cluster.LeaderIndex();
-  const std::string endpoint = cluster.client_endpoint(leader.ok() ? *leader : 0);
+  const int endpoint_index = leader.ok() ? *leader : 0;
+  const std::string endpoint = cluster.client_endpoint(endpoint_index);
   auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
   auto kv = etcdserverpb::KV::NewStub(channel);
   auto lease = etcdserverpb::Lease::NewStub(channel);
+
+  // The storm is over once the deletion of every attached key was seen, on
+  // a watch served by another member and opened before the first grant.
+  // (Listing 100,000 leases twice a second to find the end would load the
+  // cluster being measured.) A lease whose key was not attached deletes
+  // nothing: if deletions stop coming, one LeaseLeases call settles it.
+  std::atomic<int64_t> attached{0};
+  std::atomic<bool> storm_over{false};
+  std::atomic<bool> granted{false};
+  std::atomic<int64_t> deleted{0};
+  auto watch_channel = grpc::CreateChannel(cluster.client_endpoint((endpoint_index + 1) % 3),
+                                           grpc::InsecureChannelCredentials());
+  auto watch = etcdserverpb::Watch::NewStub(watch_channel);
+  grpc::ClientContext watch_ctx;
+  auto stream = watch->Watch(&watch_ctx);
+  {
+    etcdserverpb::WatchRequest w;
+    w.mutable_create_request()->set_key("storm/");
+    w.mutable_create_request()->set_range_end("storm0");  // the prefix storm/
+    w.mutable_create_request()->add_filters(etcdserverpb::WatchCreateRequest::NOPUT);
+    if (!stream->Write(w)) {
+      std::fprintf(stderr, "watch: could not create\n");
+      std::exit(1);
+    }
+  }
+  std::thread watcher([&] {
+    etcdserverpb::WatchResponse r;
+    while (stream->Read(&r)) {
+      deleted += r.events_size();
+      if (granted && deleted >= attached) storm_over = true;
+    }
+  });
 
   // Grant with 16 concurrent clients, each lease holding one key.
   const auto grant_start = Clock::now();
@@ -93,27 +126,29 @@ Outcome RunOne(const std::string& binary, const Args& a) {
         p.set_value("x");
         p.set_lease(gr.id());
         etcdserverpb::PutResponse pr;
-        (void)k->Put(&pctx, p, &pr);
+        if (k->Put(&pctx, p, &pr).ok()) attached++;
       }
     });
   }
   for (auto& t : granters) t.join();
+  granted = true;
   Outcome out;
   out.grant_seconds = std::chrono::duration<double>(Clock::now() - grant_start).count();
   const auto expiry_start = grant_start + std::chrono::seconds(a.ttl);
-
-  // Steady puts of an unrelated key; each latency is filed as quiet (before
-  // the first expiry) or storm (while leases remain after it).
   std::vector<double> quiet, storm;
-  std::atomic<bool> storm_over{false};
-  std::atomic<bool> stop{false};
+
   std::thread poller([&] {
-    while (!stop) {
-      if (Clock::now() > expiry_start && CountLeases(lease.get()) == 0) {
-        storm_over = true;
-        return;
-      }
+    int64_t seen = -1;
+    auto last_change = Clock::now();
+    while (!storm_over) {
       std::this_thread::sleep_for(milliseconds(500));
+      if (deleted != seen) {
+        seen = deleted;
+        last_change = Clock::now();
+      } else if (Clock::now() > expiry_start && Clock::now() - last_change > std::chrono::seconds(3) &&
+                 CountLeases(lease.get()) == 0) {
+        storm_over = true;
+      }
     }
   });
   const auto period = std::chrono::microseconds(1000000 / std::max(1, a.put_rate));
@@ -133,8 +168,10 @@ Outcome RunOne(const std::string& binary, const Args& a) {
     if (!ok) continue;
     (t0 < expiry_start ? quiet : storm).push_back(us);
   }
-  stop = true;
+  storm_over = true;
   poller.join();
+  watch_ctx.TryCancel();
+  watcher.join();
   out.storm_seconds = std::chrono::duration<double>(Clock::now() - expiry_start).count();
   out.quiet_p50_us = Percentile(quiet, 0.50);
   out.quiet_p99_us = Percentile(quiet, 0.99);

@@ -118,10 +118,13 @@ void Lessor::OnDelete(const std::string& key) {
 }
 
 std::vector<int64_t> Lessor::Ids() const {
-  std::lock_guard lock(mu_);
   std::vector<int64_t> ids;
-  ids.reserve(leases_.size());
-  for (const auto& [id, l] : leases_) ids.push_back(id);
+  {
+    // The apply loop waits on this lock: only the copy is done under it.
+    std::lock_guard lock(mu_);
+    ids.reserve(leases_.size());
+    for (const auto& [id, l] : leases_) ids.push_back(id);
+  }
   std::sort(ids.begin(), ids.end());
   return ids;
 }

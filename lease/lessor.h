@@ -100,7 +100,6 @@ class Lessor {
     LeaseInfo info;
     std::set<std::string> keys;
     Clock::time_point expiry = Clock::time_point::max();  // primary only
-    Clock::time_point revoke_sent{};                      // last time Expired() returned it
     Clock::time_point checkpointed{};                     // last DueCheckpoints() for it
   };
   void ScheduleLocked(int64_t id, Clock::time_point expiry);

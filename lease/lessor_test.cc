@@ -40,6 +40,15 @@ TEST(Lessor, KeysFollowPutsDeletesAndRevocation) {
   EXPECT_EQ(l.Keys(2), (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(Lessor, IdsListsTheLiveLeasesInOrder) {
+  Lessor l(2);
+  const auto now = Clock::now();
+  for (int64_t id : {40, 7, 900, 3}) ASSERT_TRUE(l.Grant(id, 10, now).ok());
+  l.Revoke(900);
+  EXPECT_EQ(l.Ids(), (std::vector<int64_t>{3, 7, 40}));
+  EXPECT_EQ(l.size(), 3u);
+}
+
 TEST(Lessor, OnlyThePrimaryExpiresAndRenews) {
   Lessor l(2);
   const auto t0 = Clock::now();

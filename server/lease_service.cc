@@ -184,7 +184,9 @@ class LeaseService final : public etcdserverpb::Lease::CallbackService {
                                         etcdserverpb::LeaseLeasesResponse* resp) override {
     auto* reactor = ctx->DefaultReactor();
     server_->FillHeader(resp->mutable_header());
-    for (int64_t id : server_->Leases()) resp->add_leases()->set_id(id);
+    const std::vector<int64_t> ids = server_->Leases();
+    resp->mutable_leases()->Reserve(static_cast<int>(ids.size()));
+    for (int64_t id : ids) resp->add_leases()->set_id(id);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
