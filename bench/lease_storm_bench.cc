@@ -145,7 +145,8 @@ Outcome RunOne(const std::string& binary, const Args& a) {
       if (deleted != seen) {
         seen = deleted;
         last_change = Clock::now();
-      } else if (Clock::now() > expiry_start && Clock::now() - last_change > std::chrono::seconds(3) &&
+      } else if (Clock::now() > expiry_start &&
+                 Clock::now() - last_change > std::chrono::seconds(3) &&
                  CountLeases(lease.get()) == 0) {
         storm_over = true;
       }

@@ -17,18 +17,12 @@ void Lessor::Reset(const std::vector<LeaseInfo>& leases) {
   leases_.clear();
   key_lease_.clear();
   expiry_heap_ = {};
+  checkpoint_heap_ = {};
   revoking_.clear();
   for (const LeaseInfo& l : leases) leases_[l.id].info = l;
   // A reset on the leader (snapshot install) restarts every countdown from
   // the recorded remaining TTL, as a promotion would.
-  if (primary_) {
-    const auto now = Clock::now();
-    for (auto& [id, l] : leases_) {
-      const int64_t left =
-          l.info.remaining_ttl_seconds > 0 ? l.info.remaining_ttl_seconds : l.info.ttl_seconds;
-      ScheduleLocked(id, ExpiryAfter(now, left, {}));
-    }
-  }
+  if (primary_) StartCountdownsLocked(Clock::now(), {});
 }
 
 absl::StatusOr<int64_t> Lessor::EffectiveTtl(int64_t requested_seconds) const {
@@ -44,7 +38,10 @@ absl::Status Lessor::Grant(int64_t id, int64_t ttl_seconds, Clock::time_point no
   Lease& l = leases_[id];
   l.info.id = id;
   l.info.ttl_seconds = ttl_seconds;
-  if (primary_) ScheduleLocked(id, ExpiryAfter(now, ttl_seconds, {}));
+  if (primary_) {
+    ScheduleLocked(id, ExpiryAfter(now, ttl_seconds, {}));
+    ScheduleCheckpointLocked(id, l, now);
+  }
   return absl::OkStatus();
 }
 
@@ -138,12 +135,18 @@ void Lessor::Promote(Clock::time_point now, Clock::duration extend) {
   std::lock_guard lock(mu_);
   primary_ = true;
   expiry_heap_ = {};
+  checkpoint_heap_ = {};
   revoking_.clear();
+  StartCountdownsLocked(now, extend);
+}
+
+void Lessor::StartCountdownsLocked(Clock::time_point now, Clock::duration extend) {
   for (auto& [id, l] : leases_) {
     const int64_t left =
         l.info.remaining_ttl_seconds > 0 ? l.info.remaining_ttl_seconds : l.info.ttl_seconds;
-    l.checkpointed = now;
+    l.checkpoint_due = Clock::time_point::max();
     ScheduleLocked(id, ExpiryAfter(now, left, extend));
+    ScheduleCheckpointLocked(id, l, now);
   }
 }
 
@@ -151,8 +154,12 @@ void Lessor::Demote() {
   std::lock_guard lock(mu_);
   primary_ = false;
   expiry_heap_ = {};
+  checkpoint_heap_ = {};
   revoking_.clear();
-  for (auto& [id, l] : leases_) l.expiry = Clock::time_point::max();
+  for (auto& [id, l] : leases_) {
+    l.expiry = Clock::time_point::max();
+    l.checkpoint_due = Clock::time_point::max();
+  }
 }
 
 bool Lessor::is_primary() const {
@@ -168,6 +175,7 @@ absl::StatusOr<int64_t> Lessor::Renew(int64_t id, Clock::time_point now) {
   // An expired lease whose revocation is in flight cannot be saved.
   if (it->second.expiry <= now) return absl::NotFoundError(kErrLeaseNotFound);
   ScheduleLocked(id, ExpiryAfter(now, it->second.info.ttl_seconds, {}));
+  ScheduleCheckpointLocked(id, it->second, now);
   return it->second.info.ttl_seconds;
 }
 
@@ -216,21 +224,30 @@ std::vector<int64_t> Lessor::Expired(Clock::time_point now, size_t max,
   return out;
 }
 
-std::vector<std::pair<int64_t, int64_t>> Lessor::DueCheckpoints(Clock::time_point now,
-                                                                Clock::duration interval,
-                                                                size_t max) {
+std::vector<std::pair<int64_t, int64_t>> Lessor::DueCheckpoints(Clock::time_point now, size_t max) {
   std::lock_guard lock(mu_);
   std::vector<std::pair<int64_t, int64_t>> out;
-  if (!primary_) return out;
-  for (auto& [id, l] : leases_) {
-    if (out.size() >= max) break;
-    if (l.expiry == Clock::time_point::max() || now - l.checkpointed < interval) continue;
+  while (!checkpoint_heap_.empty() && out.size() < max) {
+    auto [due, id] = checkpoint_heap_.top();
+    if (due > now) break;
+    checkpoint_heap_.pop();
+    auto it = leases_.find(id);
+    if (it == leases_.end() || it->second.checkpoint_due != due) continue;  // stale entry
+    Lease& l = it->second;
+    l.checkpoint_due = Clock::time_point::max();
     const auto left = l.expiry - now;
-    if (left <= interval) continue;  // expires before the next checkpoint would matter
-    l.checkpointed = now;
+    if (left <= checkpoint_interval_) continue;  // a renewal queues the next one
     out.emplace_back(id, std::chrono::duration_cast<std::chrono::seconds>(left).count());
+    ScheduleCheckpointLocked(id, l, now);
   }
   return out;
+}
+
+void Lessor::ScheduleCheckpointLocked(int64_t id, Lease& l, Clock::time_point now) {
+  if (l.checkpoint_due != Clock::time_point::max()) return;
+  if (l.expiry == Clock::time_point::max() || l.expiry - now <= checkpoint_interval_) return;
+  l.checkpoint_due = now + checkpoint_interval_;
+  checkpoint_heap_.push({l.checkpoint_due, id});
 }
 
 void Lessor::ScheduleLocked(int64_t id, Clock::time_point expiry) {

@@ -51,8 +51,11 @@ struct TimeToLive {
 class Lessor {
  public:
   // min_ttl_seconds: etcd's rule, ceil(1.5 election timeouts); smaller
-  // requests are raised to it.
-  explicit Lessor(int64_t min_ttl_seconds) : min_ttl_seconds_(min_ttl_seconds) {}
+  // requests are raised to it. checkpoint_interval: how often the leader
+  // records a long lease's remaining TTL (etcd's 5 minutes by default).
+  explicit Lessor(int64_t min_ttl_seconds,
+                  Clock::duration checkpoint_interval = std::chrono::minutes(5))
+      : min_ttl_seconds_(min_ttl_seconds), checkpoint_interval_(checkpoint_interval) {}
 
   // ---- the replicated state (apply thread) ----
   // Replaces everything (startup, snapshot install). Keys come separately.
@@ -89,22 +92,29 @@ class Lessor {
   // Up to `max` expired leases not handed out in the last `retry_after`
   // (their revocation is in flight). Oldest expiry first.
   std::vector<int64_t> Expired(Clock::time_point now, size_t max, Clock::duration retry_after);
-  // Leases whose remaining TTL should be recorded in the log now: those with
-  // more than `interval` left that were not checkpointed within `interval`.
-  // Up to `max`.
-  std::vector<std::pair<int64_t, int64_t>> DueCheckpoints(Clock::time_point now,
-                                                          Clock::duration interval, size_t max);
+  // Leases whose remaining TTL should be recorded in the log now, with that
+  // TTL in seconds: those with more than the checkpoint interval left whose
+  // last checkpoint (or grant, renewal or promotion, whichever started the
+  // wait) is an interval old. Up to `max`; costs only the leases returned.
+  std::vector<std::pair<int64_t, int64_t>> DueCheckpoints(Clock::time_point now, size_t max);
 
  private:
   struct Lease {
     LeaseInfo info;
     std::set<std::string> keys;
-    Clock::time_point expiry = Clock::time_point::max();  // primary only
-    Clock::time_point checkpointed{};                     // last DueCheckpoints() for it
+    Clock::time_point expiry = Clock::time_point::max();          // primary only
+    Clock::time_point checkpoint_due = Clock::time_point::max();  // primary only; max: none
   };
   void ScheduleLocked(int64_t id, Clock::time_point expiry);
+  // Every lease counts down from its checkpointed (else full) TTL + extend.
+  void StartCountdownsLocked(Clock::time_point now, Clock::duration extend);
+  // Queues the lease's next checkpoint an interval after `now`, unless one
+  // is queued already (a renewal every few seconds must not keep pushing it
+  // back) or the lease expires before it would matter.
+  void ScheduleCheckpointLocked(int64_t id, Lease& l, Clock::time_point now);
 
   const int64_t min_ttl_seconds_;
+  const Clock::duration checkpoint_interval_;
   mutable std::mutex mu_;
   std::unordered_map<int64_t, Lease> leases_;           // guarded by mu_
   std::unordered_map<std::string, int64_t> key_lease_;  // guarded by mu_
@@ -114,6 +124,9 @@ class Lessor {
   // lease between compactions (rebuilt when it grows past 4x the leases).
   using HeapEntry = std::pair<Clock::time_point, int64_t>;
   std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<>> expiry_heap_;
+  // Min-heap of (checkpoint due, id); an entry whose time no longer matches
+  // the lease's checkpoint_due is stale. Guarded by mu_; primary only.
+  std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<>> checkpoint_heap_;
   // Expired leases handed out by Expired(), by when; out of the heap until
   // their revocation applies. Guarded by mu_.
   std::map<int64_t, Clock::time_point> revoking_;

@@ -90,19 +90,55 @@ TEST(Lessor, CheckpointedRemainingTtlSurvivesAFailover) {
   l.Promote(t0, seconds(0));
   ASSERT_TRUE(l.Grant(1, 3600, t0).ok());
   // Ten minutes later the leader records what is left.
-  auto due = l.DueCheckpoints(t0 + seconds(600), seconds(300), 100);
+  auto due = l.DueCheckpoints(t0 + seconds(600), 100);
   ASSERT_EQ(due.size(), 1u);
   EXPECT_EQ(due[0].first, 1);
   EXPECT_EQ(due[0].second, 3000);
   ASSERT_TRUE(l.Checkpoint(1, due[0].second).ok());
   // Not again within the interval.
-  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(700), seconds(300), 100).empty());
+  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(700), 100).empty());
   // A new leader starts from the checkpoint, not the full hour.
   l.Demote();
   const auto t1 = t0 + seconds(610);
   l.Promote(t1, seconds(1));
   EXPECT_TRUE(l.Expired(t1 + seconds(3000), 10, seconds(1)).empty());
   EXPECT_EQ(l.Expired(t1 + seconds(3002), 10, seconds(1)), (std::vector<int64_t>{1}));
+}
+
+TEST(Lessor, RenewalsDoNotPushACheckpointBack) {
+  Lessor l(2, seconds(300));
+  const auto t0 = Clock::now();
+  l.Promote(t0, seconds(0));
+  ASSERT_TRUE(l.Grant(1, 3600, t0).ok());
+  // Kept alive every 10 s: the checkpoint still comes 300 s after the grant.
+  for (int s = 10; s < 300; s += 10) ASSERT_TRUE(l.Renew(1, t0 + seconds(s)).ok());
+  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(299), 100).empty());
+  auto due = l.DueCheckpoints(t0 + seconds(300), 100);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].second, 3590);  // renewed at 290 s for 3600 s
+  // The next one an interval later, and only one per lease.
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(310)).ok());
+  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(599), 100).empty());
+  EXPECT_EQ(l.DueCheckpoints(t0 + seconds(600), 100).size(), 1u);
+}
+
+TEST(Lessor, OnlyLeasesLongerThanTheIntervalAreCheckpointedAndOnlyOnThePrimary) {
+  Lessor l(2, seconds(300));
+  const auto t0 = Clock::now();
+  // A follower queues nothing.
+  ASSERT_TRUE(l.Grant(1, 3600, t0).ok());
+  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(3000), 100).empty());
+  l.Promote(t0, seconds(0));
+  for (int64_t id = 2; id <= 1001; id++) ASSERT_TRUE(l.Grant(id, 100, t0).ok());
+  auto due = l.DueCheckpoints(t0 + seconds(300), 2000);
+  ASSERT_EQ(due.size(), 1u);  // the hour-long lease; the 100 s ones never
+  EXPECT_EQ(due[0].first, 1);
+  // A revoked lease's queued checkpoint is dropped; a demoted lessor has none.
+  ASSERT_TRUE(l.Grant(2000, 3600, t0 + seconds(300)).ok());
+  l.Revoke(2000);
+  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(600), 100).size() == 1u);  // lease 1 only
+  l.Demote();
+  EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(3000), 100).empty());
 }
 
 TEST(Lessor, ManyExpiriesAreHandedOutInBoundedBatchesOldestFirst) {

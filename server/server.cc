@@ -75,7 +75,8 @@ Server::Server(const ServerConfig& config, ServerOptions options)
   // etcd's minimum TTL: one and a half election timeouts, rounded up to
   // whole seconds, so a lease outlives a leader election.
   lessor_ = std::make_unique<lease::Lessor>(
-      static_cast<int64_t>((3 * config_.election_timeout_ms / 2 + 999) / 1000));
+      static_cast<int64_t>((3 * config_.election_timeout_ms / 2 + 999) / 1000),
+      options_.lease_checkpoint_interval);
   request_timeout_ = options_.request_timeout.count() > 0
                          ? options_.request_timeout
                          : std::chrono::milliseconds(5000 + 2 * config_.election_timeout_ms);
@@ -396,9 +397,8 @@ absl::Status Server::StartThreads() {
 void Server::RegisterTransportMetrics() {
   const auto add = [this](const std::string& name, const std::string& help,
                           uint64_t TransportMetrics::*field) {
-    metrics_registry_.AddGaugeFunc(name, help, [this, field] {
-      return static_cast<double>(transport_->metrics().*field);
-    });
+    metrics_registry_.AddGaugeFunc(
+        name, help, [this, field] { return static_cast<double>(transport_->metrics().*field); });
   };
   add("ganglion_network_peer_sent_messages_total", "Raft messages written to peer streams.",
       &TransportMetrics::sent_messages);
@@ -866,14 +866,13 @@ void Server::ExpireAndCheckpointLeases() {
     metrics_->lease_expired_total->Inc();
     Propose(std::move(req), [](Outcome) {});
   }
-  // Looking for due checkpoints walks every lease: once a second is enough
-  // (the interval is minutes in production), and keeps the lessor's lock
-  // free for the apply loop.
-  if (now < next_checkpoint_scan_) return;
-  next_checkpoint_scan_ =
+  // Due checkpoints go out together, in one proposal a second at most (the
+  // interval is minutes in production).
+  if (now < next_checkpoint_batch_) return;
+  next_checkpoint_batch_ =
       now + std::min<lease::Clock::duration>(std::chrono::seconds(1),
                                              options_.lease_checkpoint_interval / 2);
-  auto due = lessor_->DueCheckpoints(now, options_.lease_checkpoint_interval, 1000);
+  auto due = lessor_->DueCheckpoints(now, 1000);
   if (due.empty()) return;
   internal::Request req;
   for (const auto& [id, remaining] : due) {

@@ -329,7 +329,7 @@ class Server {
   // Lease housekeeping, on the timer thread only.
   double revoke_budget_ = 0;
   lease::Clock::time_point revoke_budget_at_{};
-  lease::Clock::time_point next_checkpoint_scan_{};
+  lease::Clock::time_point next_checkpoint_batch_{};
 
   // Alarms (NOSPACE, CORRUPT) as applied: (member id, alarm type).
   mutable std::mutex alarm_mu_;
