@@ -66,6 +66,7 @@ absl::Status Lessor::Checkpoint(int64_t id, int64_t remaining_ttl_seconds) {
   auto it = leases_.find(id);
   if (it == leases_.end()) return absl::NotFoundError(kErrLeaseNotFound);
   it->second.info.remaining_ttl_seconds = remaining_ttl_seconds;
+  it->second.clear_proposed = false;
   return absl::OkStatus();
 }
 
@@ -145,6 +146,7 @@ void Lessor::StartCountdownsLocked(Clock::time_point now, Clock::duration extend
     const int64_t left =
         l.info.remaining_ttl_seconds > 0 ? l.info.remaining_ttl_seconds : l.info.ttl_seconds;
     l.checkpoint_due = Clock::time_point::max();
+    l.clear_proposed = false;
     ScheduleLocked(id, ExpiryAfter(now, left, extend));
     ScheduleCheckpointLocked(id, l, now);
   }
@@ -159,6 +161,7 @@ void Lessor::Demote() {
   for (auto& [id, l] : leases_) {
     l.expiry = Clock::time_point::max();
     l.checkpoint_due = Clock::time_point::max();
+    l.clear_proposed = false;
   }
 }
 
@@ -167,16 +170,21 @@ bool Lessor::is_primary() const {
   return primary_;
 }
 
-absl::StatusOr<int64_t> Lessor::Renew(int64_t id, Clock::time_point now) {
+absl::StatusOr<int64_t> Lessor::Renew(int64_t id, Clock::time_point now, bool* clear_checkpoint) {
   std::lock_guard lock(mu_);
   if (!primary_) return absl::FailedPreconditionError("not the primary lessor");
   auto it = leases_.find(id);
   if (it == leases_.end()) return absl::NotFoundError(kErrLeaseNotFound);
   // An expired lease whose revocation is in flight cannot be saved.
   if (it->second.expiry <= now) return absl::NotFoundError(kErrLeaseNotFound);
-  ScheduleLocked(id, ExpiryAfter(now, it->second.info.ttl_seconds, {}));
-  ScheduleCheckpointLocked(id, it->second, now);
-  return it->second.info.ttl_seconds;
+  Lease& l = it->second;
+  ScheduleLocked(id, ExpiryAfter(now, l.info.ttl_seconds, {}));
+  ScheduleCheckpointLocked(id, l, now);
+  if (clear_checkpoint != nullptr) {
+    *clear_checkpoint = l.info.remaining_ttl_seconds > 0 && !l.clear_proposed;
+    if (*clear_checkpoint) l.clear_proposed = true;
+  }
+  return l.info.ttl_seconds;
 }
 
 absl::StatusOr<TimeToLive> Lessor::GetTimeToLive(int64_t id, bool with_keys,

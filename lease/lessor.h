@@ -86,8 +86,13 @@ class Lessor {
   void Demote();
   bool is_primary() const;
   // KeepAlive: restarts the countdown. kErrLeaseNotFound if unknown; fails
-  // with FailedPrecondition when not primary (the caller forwards).
-  absl::StatusOr<int64_t> Renew(int64_t id, Clock::time_point now);
+  // with FailedPrecondition when not primary (the caller forwards). Sets
+  // *clear_checkpoint when the lease has a checkpointed remaining TTL that
+  // this renewal makes stale: the caller then proposes a checkpoint of 0 so
+  // that a new leader starts the lease from its full TTL. Once per
+  // checkpoint, not on every renewal.
+  absl::StatusOr<int64_t> Renew(int64_t id, Clock::time_point now,
+                                bool* clear_checkpoint = nullptr);
   absl::StatusOr<TimeToLive> GetTimeToLive(int64_t id, bool with_keys, Clock::time_point now) const;
   // Up to `max` expired leases not handed out in the last `retry_after`
   // (their revocation is in flight). Oldest expiry first.
@@ -104,6 +109,7 @@ class Lessor {
     std::set<std::string> keys;
     Clock::time_point expiry = Clock::time_point::max();          // primary only
     Clock::time_point checkpoint_due = Clock::time_point::max();  // primary only; max: none
+    bool clear_proposed = false;  // primary only; Renew asked for a checkpoint of 0
   };
   void ScheduleLocked(int64_t id, Clock::time_point expiry);
   // Every lease counts down from its checkpointed (else full) TTL + extend.

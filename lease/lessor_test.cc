@@ -141,6 +141,34 @@ TEST(Lessor, OnlyLeasesLongerThanTheIntervalAreCheckpointedAndOnlyOnThePrimary) 
   EXPECT_TRUE(l.DueCheckpoints(t0 + seconds(3000), 100).empty());
 }
 
+TEST(Lessor, ARenewalAsksOnceToClearAStaleCheckpoint) {
+  Lessor l(2, seconds(300));
+  const auto t0 = Clock::now();
+  l.Promote(t0, seconds(0));
+  ASSERT_TRUE(l.Grant(1, 3600, t0).ok());
+  bool clear = true;
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(10), &clear).ok());
+  EXPECT_FALSE(clear);  // nothing recorded yet: the full TTL is what a new leader uses
+  ASSERT_TRUE(l.Checkpoint(1, 3290).ok());
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(320), &clear).ok());
+  EXPECT_TRUE(clear);
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(330), &clear).ok());
+  EXPECT_FALSE(clear);  // already asked
+  // The next recorded checkpoint makes the following renewal ask again; a
+  // checkpoint of 0 (the clear itself) leaves nothing to clear.
+  ASSERT_TRUE(l.Checkpoint(1, 3300).ok());
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(640), &clear).ok());
+  EXPECT_TRUE(clear);
+  ASSERT_TRUE(l.Checkpoint(1, 0).ok());
+  ASSERT_TRUE(l.Renew(1, t0 + seconds(650), &clear).ok());
+  EXPECT_FALSE(clear);
+  // A new leader starts from the full hour again.
+  l.Demote();
+  l.Promote(t0 + seconds(700), seconds(0));
+  EXPECT_TRUE(l.Expired(t0 + seconds(4299), 10, seconds(1)).empty());
+  EXPECT_EQ(l.Expired(t0 + seconds(4300), 10, seconds(1)), (std::vector<int64_t>{1}));
+}
+
 TEST(Lessor, ManyExpiriesAreHandedOutInBoundedBatchesOldestFirst) {
   Lessor l(2);
   const auto t0 = Clock::now();

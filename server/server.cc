@@ -335,9 +335,7 @@ absl::Status Server::StartThreads() {
     if (!WaitApplied(req.min_applied_index(), kForwardedLeaseApplyWait)) {
       return absl::UnavailableError(kErrTimeout);
     }
-    auto ttl = lessor_->Renew(req.id(), lease::Clock::now());
-    if (ttl.ok()) metrics_->lease_renewed_total->Inc();
-    return ttl;
+    return RenewOnLeader(req.id());
   };
   to.on_lease_ttl =
       [this](const peer::LeaseTtlRequest& req) -> absl::StatusOr<peer::LeaseTtlReply> {
@@ -912,6 +910,23 @@ void Server::LeaseRevoke(int64_t id, std::function<void(absl::Status)> done) {
   Propose(std::move(req), [done = std::move(done)](Outcome o) { done(o.status()); });
 }
 
+absl::StatusOr<int64_t> Server::RenewOnLeader(int64_t id) {
+  bool clear_checkpoint = false;
+  auto ttl = lessor_->Renew(id, lease::Clock::now(), &clear_checkpoint);
+  if (!ttl.ok()) return ttl;
+  metrics_->lease_renewed_total->Inc();
+  if (clear_checkpoint) {
+    // The recorded remaining TTL is older than this renewal: without this a
+    // new leader would start the lease from it instead of the full TTL.
+    internal::Request req;
+    auto* c = req.mutable_lease_checkpoint()->add_checkpoints();
+    c->set_id(id);
+    c->set_remaining_ttl(0);
+    Propose(std::move(req), [](Outcome) {});
+  }
+  return ttl;
+}
+
 void Server::LeaseRenew(int64_t id, std::function<void(absl::StatusOr<int64_t>)> done) {
   const uint64_t leader = leader_.load();
   if (leader == 0) {
@@ -919,8 +934,7 @@ void Server::LeaseRenew(int64_t id, std::function<void(absl::StatusOr<int64_t>)>
     return;
   }
   if (leader == member_id_) {
-    auto ttl = lessor_->Renew(id, lease::Clock::now());
-    if (ttl.ok()) metrics_->lease_renewed_total->Inc();
+    auto ttl = RenewOnLeader(id);
     done(ttl.ok() || ttl.status().code() == absl::StatusCode::kNotFound ? ttl : NoLeader());
     return;
   }

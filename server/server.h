@@ -220,6 +220,9 @@ class Server {
   // The store's subscriber: each applied revision's events, on the apply thread.
   void OnRevisionsApplied(std::vector<storage::RevisionEvents> batch);
   void ExpireAndCheckpointLeases();
+  // KeepAlive on the leader: restarts the countdown, and clears a
+  // checkpointed remaining TTL the renewal made stale (etcd's rule).
+  absl::StatusOr<int64_t> RenewOnLeader(int64_t id);
   absl::Status RecoverFromSnapshotIfBehind();
   absl::Status StartThreads();
 

@@ -195,5 +195,40 @@ TEST(GanglionLeases, CheckpointedRemainingTtlSurvivesALeaderChange) {
   EXPECT_GE(remaining, 45) << ttl.out;
 }
 
+TEST(GanglionLeases, RenewalAfterACheckpointGivesANewLeaderTheFullTtl) {
+  // A checkpoint every 10 s: the first records about 50 s of a 60 s lease
+  // (due 10 s after the grant, proposed within a second).
+  ProcessCluster cluster(GanglionOptions({"--lease-checkpoint-interval=10000"}));
+  ASSERT_TRUE(cluster.Start().ok());
+  auto leader = cluster.LeaderIndex();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int64_t id = GrantLease(cluster, 60);
+  std::this_thread::sleep_for(milliseconds(14000));
+  // Renewed after that checkpoint, and the leader killed 5 s before the
+  // next one: the new leader must not start the lease from the recorded 50 s.
+  CommandResult renew =
+      cluster.Etcdctl({"lease", "keep-alive", "--once", absl::StrCat(absl::Hex(id))},
+                      cluster.client_endpoint(*leader));
+  ASSERT_EQ(renew.exit_code, 0) << renew.err;
+  std::this_thread::sleep_for(milliseconds(500));  // the clear commits
+  ASSERT_TRUE(cluster.Kill(*leader).ok());
+  const int survivor = (*leader + 1) % 3;
+  CommandResult ttl;
+  for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
+    ttl = cluster.Etcdctl({"lease", "timetolive", absl::StrCat(absl::Hex(id))},
+                          cluster.client_endpoint(survivor));
+    if (ttl.exit_code == 0 && ttl.out.find("remaining(") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  const auto at = ttl.out.find("remaining(");
+  ASSERT_NE(at, std::string::npos) << ttl.out << ttl.err;
+  int64_t remaining = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(ttl.out.substr(at + 10, ttl.out.find('s', at + 10) - at - 10), &remaining))
+      << ttl.out;
+  // Full TTL plus an election timeout, less the time the failover took.
+  EXPECT_GE(remaining, 54) << ttl.out;
+}
+
 }  // namespace
 }  // namespace ganglion::tests
