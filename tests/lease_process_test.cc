@@ -166,6 +166,26 @@ TEST(GanglionLeases, AbandonedLeaseTakesItsKeysAfterItsTtlAndNotBefore) {
   }
 }
 
+// `etcdctl lease timetolive` on `member`, retried until a new leader
+// answers it ("... remaining(<n>s)").
+CommandResult RemainingTtlAfterFailover(const ProcessCluster& cluster, int64_t id, int member) {
+  CommandResult ttl;
+  for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
+    ttl = cluster.Etcdctl({"lease", "timetolive", absl::StrCat(absl::Hex(id))},
+                          cluster.client_endpoint(member));
+    if (ttl.exit_code == 0 && ttl.out.find("remaining(") != std::string::npos) break;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  return ttl;
+}
+
+bool ParseRemaining(const std::string& out, int64_t* seconds) {
+  const auto at = out.find("remaining(");
+  if (at == std::string::npos) return false;
+  const auto start = at + sizeof("remaining(") - 1;
+  return absl::SimpleAtoi(out.substr(start, out.find('s', start) - start), seconds);
+}
+
 TEST(GanglionLeases, CheckpointedRemainingTtlSurvivesALeaderChange) {
   // Checkpoints every second instead of every 5 minutes.
   ProcessCluster cluster(GanglionOptions({"--lease-checkpoint-interval=1000"}));
@@ -178,19 +198,9 @@ TEST(GanglionLeases, CheckpointedRemainingTtlSurvivesALeaderChange) {
   // left, plus an election timeout), not from the full 60 s.
   ASSERT_TRUE(cluster.Kill(*leader).ok());
   const int survivor = (*leader + 1) % 3;
-  CommandResult ttl;
-  for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
-    ttl = cluster.Etcdctl({"lease", "timetolive", absl::StrCat(absl::Hex(id))},
-                          cluster.client_endpoint(survivor));
-    if (ttl.exit_code == 0 && ttl.out.find("remaining(") != std::string::npos) break;
-    std::this_thread::sleep_for(milliseconds(200));
-  }
-  const auto at = ttl.out.find("remaining(");
-  ASSERT_NE(at, std::string::npos) << ttl.out << ttl.err;
+  const CommandResult ttl = RemainingTtlAfterFailover(cluster, id, survivor);
   int64_t remaining = 0;
-  ASSERT_TRUE(
-      absl::SimpleAtoi(ttl.out.substr(at + 10, ttl.out.find('s', at + 10) - at - 10), &remaining))
-      << ttl.out;
+  ASSERT_TRUE(ParseRemaining(ttl.out, &remaining)) << ttl.out << ttl.err;
   EXPECT_LE(remaining, 58) << ttl.out;
   EXPECT_GE(remaining, 45) << ttl.out;
 }
@@ -213,19 +223,9 @@ TEST(GanglionLeases, RenewalAfterACheckpointGivesANewLeaderTheFullTtl) {
   std::this_thread::sleep_for(milliseconds(500));  // the clear commits
   ASSERT_TRUE(cluster.Kill(*leader).ok());
   const int survivor = (*leader + 1) % 3;
-  CommandResult ttl;
-  for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
-    ttl = cluster.Etcdctl({"lease", "timetolive", absl::StrCat(absl::Hex(id))},
-                          cluster.client_endpoint(survivor));
-    if (ttl.exit_code == 0 && ttl.out.find("remaining(") != std::string::npos) break;
-    std::this_thread::sleep_for(milliseconds(200));
-  }
-  const auto at = ttl.out.find("remaining(");
-  ASSERT_NE(at, std::string::npos) << ttl.out << ttl.err;
+  const CommandResult ttl = RemainingTtlAfterFailover(cluster, id, survivor);
   int64_t remaining = 0;
-  ASSERT_TRUE(
-      absl::SimpleAtoi(ttl.out.substr(at + 10, ttl.out.find('s', at + 10) - at - 10), &remaining))
-      << ttl.out;
+  ASSERT_TRUE(ParseRemaining(ttl.out, &remaining)) << ttl.out << ttl.err;
   // Full TTL plus an election timeout, less the time the failover took.
   EXPECT_GE(remaining, 54) << ttl.out;
 }
