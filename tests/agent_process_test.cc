@@ -40,7 +40,6 @@ using Json = nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-
 // A process in /proc: its pid, process group and command line.
 struct Proc {
   pid_t pid = 0;
@@ -249,7 +248,6 @@ class AgentProcessTest : public KubeTest {
     }
   }
 
-
   // kubectl talks to the API of member api_member_.
   static CommandResult Kubectl(std::vector<std::string> args, const std::string& stdin_data = "",
                                milliseconds timeout = kKubectlTimeout) {
@@ -406,6 +404,12 @@ TEST_F(AgentProcessTest, KilledContainerRestartsAndKeepsPreviousLogs) {
   ASSERT_EQ(current.exit_code, 0) << current.err;
   EXPECT_TRUE(absl::StrContains(current.out, "Z run started")) << current.out;
   EXPECT_NE(previous.out, current.out);
+  // The new run writes its second line 0.2 s after its first.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(K({"logs", "crash"}).out, "to-stderr");
+      },
+      milliseconds(10000)));
   auto tail = K({"logs", "crash", "--tail=1"});
   EXPECT_EQ(tail.out, "to-stderr\n");
   auto since = K({"logs", "crash", "--since=1h"});
@@ -522,13 +526,15 @@ spec:
       - name: main
         image: busybox:)y",
                         version, R"y(
-        command: [sh, -c, "while true; do sleep 0.2; done", )y", marker, "]\n");
+        command: [sh, -c, "while true; do sleep 0.2; done", )y",
+                        marker, "]\n");
   };
   auto count = [&](const std::string& version) {
     return ProcessesWith(absl::StrCat(Marker("roll"), "-", version)).size();
   };
   ASSERT_EQ(K({"apply", "-f", "-"}, deployment("v1")).exit_code, 0);
-  auto status = K({"rollout", "status", "deployment/roll", "--timeout=60s"}, "", milliseconds(70000));
+  auto status =
+      K({"rollout", "status", "deployment/roll", "--timeout=60s"}, "", milliseconds(70000));
   ASSERT_EQ(status.exit_code, 0) << status.out << status.err;
   EXPECT_TRUE(WaitFor([&] { return count("v1") == 2; }, milliseconds(20000))) << count("v1");
 
@@ -625,8 +631,8 @@ TEST_F(AgentProcessTest, AgentKilledAndRestartedAdoptsAndCleansUp) {
     return RestartCount(p) == restarts_before + 1 && Running(p);
   })) << GetPod("keep").dump(2);
   // Exactly one again (the status may be written before the command forked).
-  EXPECT_TRUE(WaitFor([&] { return ProcessesWith(Marker("keep")).size() == 1; },
-                      milliseconds(5000)));
+  EXPECT_TRUE(
+      WaitFor([&] { return ProcessesWith(Marker("keep")).size() == 1; }, milliseconds(5000)));
   std::this_thread::sleep_for(milliseconds(1000));
   EXPECT_EQ(ProcessesWith(Marker("keep")).size(), 1u);
   ASSERT_EQ(K({"delete", "pod", "keep", "--timeout=60s"}).exit_code, 0);
