@@ -82,8 +82,9 @@ Outcome RunOne(const std::string& binary, const Args& a) {
   std::atomic<bool> storm_over{false};
   std::atomic<bool> granted{false};
   std::atomic<int64_t> deleted{0};
-  auto watch_channel = grpc::CreateChannel(cluster.client_endpoint((endpoint_index + 1) % 3),
-                                           grpc::InsecureChannelCredentials());
+  auto watch_channel =
+      grpc::CreateChannel(cluster.client_endpoint((endpoint_index + 1) % cluster.size()),
+                          grpc::InsecureChannelCredentials());
   auto watch = etcdserverpb::Watch::NewStub(watch_channel);
   grpc::ClientContext watch_ctx;
   auto stream = watch->Watch(&watch_ctx);

@@ -871,12 +871,15 @@ void Server::ExpireAndCheckpointLeases() {
       now + std::min<lease::Clock::duration>(std::chrono::seconds(1),
                                              options_.lease_checkpoint_interval / 2);
   auto due = lessor_->DueCheckpoints(now, 1000);
-  if (due.empty()) return;
+  if (!due.empty()) ProposeCheckpoints(due);
+}
+
+void Server::ProposeCheckpoints(const std::vector<std::pair<int64_t, int64_t>>& remaining) {
   internal::Request req;
-  for (const auto& [id, remaining] : due) {
+  for (const auto& [id, seconds] : remaining) {
     auto* c = req.mutable_lease_checkpoint()->add_checkpoints();
     c->set_id(id);
-    c->set_remaining_ttl(remaining);
+    c->set_remaining_ttl(seconds);
   }
   Propose(std::move(req), [](Outcome) {});
 }
@@ -915,15 +918,9 @@ absl::StatusOr<int64_t> Server::RenewOnLeader(int64_t id) {
   auto ttl = lessor_->Renew(id, lease::Clock::now(), &clear_checkpoint);
   if (!ttl.ok()) return ttl;
   metrics_->lease_renewed_total->Inc();
-  if (clear_checkpoint) {
-    // The recorded remaining TTL is older than this renewal: without this a
-    // new leader would start the lease from it instead of the full TTL.
-    internal::Request req;
-    auto* c = req.mutable_lease_checkpoint()->add_checkpoints();
-    c->set_id(id);
-    c->set_remaining_ttl(0);
-    Propose(std::move(req), [](Outcome) {});
-  }
+  // The recorded remaining TTL is older than this renewal: without this a
+  // new leader would start the lease from it instead of the full TTL.
+  if (clear_checkpoint) ProposeCheckpoints({{id, 0}});
   return ttl;
 }
 

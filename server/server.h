@@ -220,6 +220,8 @@ class Server {
   // The store's subscriber: each applied revision's events, on the apply thread.
   void OnRevisionsApplied(std::vector<storage::RevisionEvents> batch);
   void ExpireAndCheckpointLeases();
+  // One LeaseCheckpoint proposal: (lease id, remaining TTL seconds; 0 clears).
+  void ProposeCheckpoints(const std::vector<std::pair<int64_t, int64_t>>& remaining);
   // KeepAlive on the leader: restarts the countdown, and clears a
   // checkpointed remaining TTL the renewal made stale (etcd's rule).
   absl::StatusOr<int64_t> RenewOnLeader(int64_t id);

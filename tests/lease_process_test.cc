@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -166,24 +167,27 @@ TEST(GanglionLeases, AbandonedLeaseTakesItsKeysAfterItsTtlAndNotBefore) {
   }
 }
 
-// `etcdctl lease timetolive` on `member`, retried until a new leader
-// answers it ("... remaining(<n>s)").
-CommandResult RemainingTtlAfterFailover(const ProcessCluster& cluster, int64_t id, int member) {
+// The remaining TTL `etcdctl lease timetolive` prints on `member`
+// ("... remaining(<n>s)"), retried until a new leader answers; otherwise an
+// error with the last output.
+absl::StatusOr<int64_t> RemainingTtlAfterFailover(const ProcessCluster& cluster, int64_t id,
+                                                  int member) {
   CommandResult ttl;
   for (auto deadline = Clock::now() + milliseconds(20000); Clock::now() < deadline;) {
     ttl = cluster.Etcdctl({"lease", "timetolive", absl::StrCat(absl::Hex(id))},
                           cluster.client_endpoint(member));
-    if (ttl.exit_code == 0 && ttl.out.find("remaining(") != std::string::npos) break;
+    const auto at = ttl.out.find("remaining(");
+    if (ttl.exit_code == 0 && at != std::string::npos) {
+      const auto start = at + sizeof("remaining(") - 1;
+      int64_t seconds = 0;
+      if (!absl::SimpleAtoi(ttl.out.substr(start, ttl.out.find('s', start) - start), &seconds)) {
+        return absl::InternalError("unparsed: " + ttl.out);
+      }
+      return seconds;
+    }
     std::this_thread::sleep_for(milliseconds(200));
   }
-  return ttl;
-}
-
-bool ParseRemaining(const std::string& out, int64_t* seconds) {
-  const auto at = out.find("remaining(");
-  if (at == std::string::npos) return false;
-  const auto start = at + sizeof("remaining(") - 1;
-  return absl::SimpleAtoi(out.substr(start, out.find('s', start) - start), seconds);
+  return absl::DeadlineExceededError(ttl.out + ttl.err);
 }
 
 TEST(GanglionLeases, CheckpointedRemainingTtlSurvivesALeaderChange) {
@@ -198,11 +202,10 @@ TEST(GanglionLeases, CheckpointedRemainingTtlSurvivesALeaderChange) {
   // left, plus an election timeout), not from the full 60 s.
   ASSERT_TRUE(cluster.Kill(*leader).ok());
   const int survivor = (*leader + 1) % 3;
-  const CommandResult ttl = RemainingTtlAfterFailover(cluster, id, survivor);
-  int64_t remaining = 0;
-  ASSERT_TRUE(ParseRemaining(ttl.out, &remaining)) << ttl.out << ttl.err;
-  EXPECT_LE(remaining, 58) << ttl.out;
-  EXPECT_GE(remaining, 45) << ttl.out;
+  const absl::StatusOr<int64_t> remaining = RemainingTtlAfterFailover(cluster, id, survivor);
+  ASSERT_TRUE(remaining.ok()) << remaining.status();
+  EXPECT_LE(*remaining, 58);
+  EXPECT_GE(*remaining, 45);
 }
 
 TEST(GanglionLeases, RenewalAfterACheckpointGivesANewLeaderTheFullTtl) {
@@ -223,11 +226,10 @@ TEST(GanglionLeases, RenewalAfterACheckpointGivesANewLeaderTheFullTtl) {
   std::this_thread::sleep_for(milliseconds(500));  // the clear commits
   ASSERT_TRUE(cluster.Kill(*leader).ok());
   const int survivor = (*leader + 1) % 3;
-  const CommandResult ttl = RemainingTtlAfterFailover(cluster, id, survivor);
-  int64_t remaining = 0;
-  ASSERT_TRUE(ParseRemaining(ttl.out, &remaining)) << ttl.out << ttl.err;
+  const absl::StatusOr<int64_t> remaining = RemainingTtlAfterFailover(cluster, id, survivor);
+  ASSERT_TRUE(remaining.ok()) << remaining.status();
   // Full TTL plus an election timeout, less the time the failover took.
-  EXPECT_GE(remaining, 54) << ttl.out;
+  EXPECT_GE(*remaining, 54);
 }
 
 }  // namespace
