@@ -181,23 +181,14 @@ void RaftLoop::ExecuteBatch(std::vector<Command>& batch) {
 void RaftLoop::HandleReadies() {
   while (node_->HasReady()) {
     raft::Ready rd = node_->GetReady();
-    // The leader's appends go out first, so followers write while it does;
-    // everything else is durable before it leaves this member.
-    std::vector<raft::Message> after_save;
-    {
-      std::vector<raft::Message> early;
-      for (raft::Message& m : rd.messages) {
-        (raft::MaySendBeforePersist(m.type) ? early : after_save).push_back(std::move(m));
-      }
-      rd.messages.clear();
-      if (!early.empty()) options_.send(std::move(early));
-    }
     // Committed entries this member saved in an earlier Ready go to the
-    // apply loop before this Ready's write, so they are applied while it
-    // syncs (etcd does the same); the ones in this Ready, and everything
-    // after a snapshot, wait until the write is durable. Under load nearly
-    // every Ready both commits earlier entries and appends new ones, and
-    // without this each put would wait for one more log sync.
+    // apply loop first, before this Ready's sends and its write, so they are
+    // applied while those run (etcd does the same); the ones in this Ready,
+    // and everything after a snapshot, wait until the write is durable.
+    // Under load nearly every Ready both commits earlier entries and appends
+    // new ones, and without this each put would wait for one more log sync;
+    // with one put in flight, it would wait for the leader's sends of the
+    // new commit index to its followers.
     size_t saved_before = 0;
     if (!rd.snapshot) {
       const raft::Index first_new =
@@ -208,6 +199,18 @@ void RaftLoop::HandleReadies() {
       }
     }
     HandOverCommitted(std::nullopt, rd.committed_entries, 0, saved_before);
+
+    // The leader's appends go out next, so followers write while it does;
+    // everything else is durable before it leaves this member.
+    std::vector<raft::Message> after_save;
+    {
+      std::vector<raft::Message> early;
+      for (raft::Message& m : rd.messages) {
+        (raft::MaySendBeforePersist(m.type) ? early : after_save).push_back(std::move(m));
+      }
+      rd.messages.clear();
+      if (!early.empty()) options_.send(std::move(early));
+    }
 
     const auto save_start = std::chrono::steady_clock::now();
     absl::Status saved = options_.log_store->Save(rd.hard_state, rd.entries, rd.snapshot);

@@ -6,12 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "storage/testing/fault_fs.h"
@@ -186,6 +189,19 @@ TEST(RaftLoop, NewLeaderAfterTheLeaderStopsAndTheOldOneCatchesUp) {
 // A follower gets, in one append, a new entry and the commit index of two
 // entries it saved earlier. It applies those two while the new entry's write
 // is still syncing: a slow sync holds back only what it writes.
+// An on_committed that appends each committed normal entry's data to
+// `applied` (under `mu`) and wakes whoever waits on `changed`.
+std::function<void(Committed)> RecordApplied(std::mutex& mu, std::condition_variable& changed,
+                                             std::vector<std::string>& applied) {
+  return [&mu, &changed, &applied](Committed c) {
+    std::lock_guard lock(mu);
+    for (const raft::Entry& e : c.entries) {
+      if (e.type == raft::EntryType::kNormal && !e.data.empty()) applied.push_back(e.data);
+    }
+    changed.notify_all();
+  };
+}
+
 TEST(RaftLoop, EntriesSavedEarlierAreAppliedWhileTheNextWriteSyncs) {
   storage::testing::TempDir dir;
   storage::testing::FaultEnv disk;
@@ -213,13 +229,7 @@ TEST(RaftLoop, EntriesSavedEarlierAreAppliedWhileTheNextWriteSyncs) {
     }
     changed.notify_all();
   };
-  o.on_committed = [&](Committed c) {
-    std::lock_guard lock(mu);
-    for (const raft::Entry& e : c.entries) {
-      if (e.type == raft::EntryType::kNormal && !e.data.empty()) applied.push_back(e.data);
-    }
-    changed.notify_all();
-  };
+  o.on_committed = RecordApplied(mu, changed, applied);
   RaftLoop loop(o);
   ASSERT_TRUE(loop.Start().ok());
   auto append = [](raft::Index prev, std::vector<std::string> data, raft::Index commit) {
@@ -271,6 +281,93 @@ TEST(RaftLoop, EntriesSavedEarlierAreAppliedWhileTheNextWriteSyncs) {
   ASSERT_TRUE(wait([&] { return acknowledged >= 3; }));
   std::lock_guard lock(mu);
   EXPECT_EQ(applied, (std::vector<std::string>{"a", "b"})) << "entry 3 is not committed";
+  loop.Stop();
+}
+
+// The leader of {1, 2}, with the test as member 2. Once member 2's
+// acknowledgement commits a proposal, the Ready that carries the commit
+// also carries the appends that tell member 2 about it; the committed entry
+// must reach the apply loop before those are sent, not after (with one put
+// in flight, the sends would otherwise sit between its commit and its
+// answer).
+TEST(RaftLoop, LeaderHandsOverACommitBeforeSendingItToFollowers) {
+  storage::testing::TempDir dir;
+  auto store = *storage::RaftLogStore::Open(dir.sub("leader"), {});
+  ASSERT_TRUE(store->SetConfState(raft::ConfState{{1, 2}, {}, {}, {}, false}).ok());
+
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<std::string> applied;  // guarded by mu
+  raft::Index x_index = 0;           // guarded by mu: the proposal's index, once appended
+  std::optional<bool> applied_when_commit_sent;  // guarded by mu
+  RaftLoop* loop_ptr = nullptr;
+  RaftLoopOptions o;
+  o.raft.id = 1;
+  o.raft.election_ticks = 2;
+  o.raft.heartbeat_ticks = 1;
+  o.log_store = store.get();
+  o.tick_interval = 10ms;
+  // Member 2 grants every vote and acknowledges every append.
+  o.send = [&](std::vector<raft::Message> msgs) {
+    std::vector<raft::Message> replies;
+    {
+      std::lock_guard lock(mu);
+      for (const raft::Message& m : msgs) {
+        raft::Message r;
+        r.from = 2;
+        r.to = 1;
+        r.term = m.term;
+        switch (m.type) {
+          case raft::MessageType::kPreVote:
+            r.type = raft::MessageType::kPreVoteResp;
+            break;
+          case raft::MessageType::kVote:
+            r.type = raft::MessageType::kVoteResp;
+            break;
+          case raft::MessageType::kHeartbeat:
+            r.type = raft::MessageType::kHeartbeatResp;
+            break;
+          case raft::MessageType::kApp:
+            for (const raft::Entry& e : m.entries) {
+              if (e.data == "x") x_index = e.index;
+            }
+            if (x_index != 0 && m.commit >= x_index && !applied_when_commit_sent) {
+              applied_when_commit_sent =
+                  std::find(applied.begin(), applied.end(), "x") != applied.end();
+            }
+            r.type = raft::MessageType::kAppResp;
+            r.index = m.entries.empty() ? m.index : m.entries.back().index;
+            break;
+          default:
+            continue;
+        }
+        replies.push_back(r);
+      }
+      changed.notify_all();
+    }
+    if (!replies.empty()) (void)loop_ptr->Step(std::move(replies));
+  };
+  o.on_committed = RecordApplied(mu, changed, applied);
+  RaftLoop loop(o);
+  loop_ptr = &loop;
+  ASSERT_TRUE(loop.Start().ok());
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (loop.soft_state().state != raft::StateType::kLeader &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(loop.soft_state().state, raft::StateType::kLeader);
+
+  std::promise<absl::Status> proposed;
+  loop.Propose("x", [&](absl::Status s) { proposed.set_value(s); });
+  ASSERT_TRUE(proposed.get_future().get().ok());
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(changed.wait_for(lock, 10s, [&] { return applied_when_commit_sent.has_value(); }))
+        << "the leader never sent the commit of x";
+    EXPECT_TRUE(*applied_when_commit_sent)
+        << "the commit went to member 2 before x went to the apply loop";
+  }
   loop.Stop();
 }
 
