@@ -101,6 +101,18 @@ member_cpu_ticks() {
   echo "$total"
 }
 
+# member_context_switches NAME: context switches (voluntary and not) of every
+# thread of the three members so far (/proc/<pid>/task/*/status). A thread
+# that exits takes its count with it; the members' threads live as long as
+# the member.
+member_context_switches() {
+  local name=$1
+  cat /proc/"${MEMBER_PIDS[$name.1]}"/task/*/status /proc/"${MEMBER_PIDS[$name.2]}"/task/*/status \
+    /proc/"${MEMBER_PIDS[$name.3]}"/task/*/status 2>/dev/null |
+    awk '$1 == "voluntary_ctxt_switches:" || $1 == "nonvoluntary_ctxt_switches:" { t += $2 }
+         END { printf "%d\n", t }'
+}
+
 workload_args() {
   case $1 in
     put-1) echo "--mode=put --clients=1 --connections=1" ;;
@@ -142,15 +154,19 @@ for round in $(seq "$ROUNDS"); do
       ep=ETCD_EP; [[ $sys == ganglion ]] && ep=GANGLION_EP
       echo "round $round: $w on $sys" >&2
       ticks_before=$(member_cpu_ticks "$sys")
+      switches_before=$(member_context_switches "$sys")
       # shellcheck disable=SC2046
       "$BIN/ganglion-bench" --endpoints="${!ep}" $(workload_args "$w") --duration="$DURATION" \
         --json="$OUT/$sys-$w-$round.json" >"$OUT/$sys-$w-$round.txt" 2>&1 || {
         echo "compare.sh: $w on $sys failed:" >&2
         tail -5 "$OUT/$sys-$w-$round.txt" >&2
       }
-      # The CPU the members spent on the run (the load generator's is not in it).
+      # The CPU the members spent on the run, and how often their threads
+      # were switched out (the load generator's are not in it).
       awk -v d=$(($(member_cpu_ticks "$sys") - ticks_before)) -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "{\"member_cpu_seconds\": %.3f}\n", d / hz }' >"$OUT/$sys-$w-$round.cpu.json"
+        -v cs=$(($(member_context_switches "$sys") - switches_before)) \
+        'BEGIN { printf "{\"member_cpu_seconds\": %.3f, \"member_context_switches\": %d}\n", d / hz, cs }' \
+        >"$OUT/$sys-$w-$round.cpu.json"
     done
   done
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reads the JSON that bench/compare.sh wrote and prints the comparison table:
-per workload and figure (with the members' CPU per call), etcd's and
-ganglion's median over the rounds and the ratio ganglion/etcd, then peak RSS
-and the loaded data set."""
+per workload and figure (with the members' CPU and context switches per
+call), etcd's and ganglion's median over the rounds and the ratio
+ganglion/etcd, then peak RSS and the loaded data set."""
 import json
 import os
 import statistics
@@ -42,6 +42,9 @@ def figures(doc, cpu=None):
     calls = sum(c["ok"] for c in doc["report"]["calls"].values())
     if cpu is not None and calls > 0:
         out.append(("member CPU per call", cpu["member_cpu_seconds"] * 1e6 / calls, "µs", False))
+        if "member_context_switches" in cpu:
+            out.append(("member context switches per call",
+                        cpu["member_context_switches"] / calls, "", False))
     return out
 
 
