@@ -152,6 +152,9 @@ bool Raft::MaybeSendAppend(NodeId to, bool send_if_empty) {
   m.log_term = *term;
   m.entries = *std::move(ents);
   m.commit = log_.committed();
+  // Nothing to append to a follower known to match: its acknowledgement could
+  // only repeat that match (see Message::commit_only).
+  m.commit_only = m.entries.empty() && pr.state == ProgressState::kReplicate && pr.match == m.index;
   Index last = m.entries.empty() ? m.index : m.entries.back().index;
   pr.SentEntries(last, BytesOf(m.entries), !m.entries.empty());
   Send(std::move(m));
@@ -883,6 +886,7 @@ void Raft::HandleAppendEntries(const Message& m) {
     return;
   }
   if (auto last_new = log_.MaybeAppend(m.index, m.log_term, m.commit, m.entries)) {
+    if (m.commit_only && m.entries.empty()) return;  // the leader knows this match
     resp.index = *last_new;
     Send(std::move(resp));
     return;

@@ -285,6 +285,60 @@ TEST(Section5_3_LogReplication, FollowerRejectsAppendWithMismatchedPrevEntry) {
   EXPECT_EQ(resps[0].reject_hint, 0u) << "our log is empty: probe from the start";
 }
 
+// Once an entry commits, the leader tells each follower the new commit index.
+// To a follower it already knows holds everything, that append carries no
+// entries and is marked commit-only; the follower's answer could only repeat
+// its match, so it sends none. A follower the leader has not heard from gets
+// an ordinary append and answers it.
+TEST(Section5_3_LogReplication, CommitOnlyAppendGoesToMatchedFollowersAndIsNotAnswered) {
+  TestCluster c({1, 2, 3});
+  c.TickElection(1);
+  c.Stabilize();
+  // 3 hears the leader but cannot answer: its match stays behind.
+  std::vector<Message> seen;
+  c.SetFilter([&](const Message& m) {
+    seen.push_back(m);
+    return !(m.from == 3 && m.type == MessageType::kAppResp);
+  });
+  ASSERT_TRUE(c.node(1).Propose("a").ok());
+  c.Stabilize();
+  const Index committed = c.raft(1).log().committed();
+  ASSERT_EQ(c.raft(2).log().committed(), committed);
+  ASSERT_EQ(c.raft(3).log().committed(), committed) << "a commit-only append still commits";
+
+  int commit_only_to_2 = 0, plain_commit_to_3 = 0, acks_from_2 = 0;
+  for (const Message& m : seen) {
+    if (m.type == MessageType::kApp && m.from == 1 && m.entries.empty() && m.commit == committed) {
+      if (m.to == 2 && m.commit_only) commit_only_to_2++;
+      if (m.to == 3 && !m.commit_only) plain_commit_to_3++;
+    }
+    if (m.type == MessageType::kApp) {
+      EXPECT_TRUE(!m.commit_only || m.entries.empty()) << Describe(m);
+    }
+    if (m.type == MessageType::kAppResp && m.from == 2) acks_from_2++;
+  }
+  EXPECT_EQ(commit_only_to_2, 1);
+  EXPECT_EQ(plain_commit_to_3, 1);
+  EXPECT_EQ(acks_from_2, 1) << "2 acknowledges the entry, not the commit that follows";
+}
+
+// A commit-only append the follower cannot match (it lost nothing a leader
+// knows of, so this takes a leader with a wrong view) is still rejected with
+// a hint: the leader must hear of it.
+TEST(Section5_3_LogReplication, FollowerRejectsCommitOnlyAppendItCannotMatch) {
+  Solo s(1, {1, 2, 3});
+  Message app = Msg(MessageType::kApp, 2, 1, 2);
+  app.index = 5;
+  app.log_term = 2;
+  app.commit = 5;
+  app.commit_only = true;
+  ASSERT_TRUE(s.node->Step(app).ok());
+  auto resps = OfType(s.Drain(), MessageType::kAppResp);
+  ASSERT_EQ(resps.size(), 1u);
+  EXPECT_TRUE(resps[0].reject);
+  EXPECT_EQ(resps[0].index, 5u);
+}
+
 // --- 5.4 Safety --------------------------------------------------------------
 
 // CheckQuorum is off here: its leader lease would ignore these candidates

@@ -169,6 +169,7 @@ std::string Describe(const Message& m) {
   std::string s = absl::StrCat(m.from, "->", m.to, " ", MessageTypeName(m.type), " Term:", m.term,
                                " Log:", m.log_term, "/", m.index);
   if (m.reject) absl::StrAppend(&s, " Rejected (Hint: ", m.reject_hint, ")");
+  if (m.commit_only) absl::StrAppend(&s, " CommitOnly");
   if (m.commit != 0) absl::StrAppend(&s, " Commit:", m.commit);
   if (!m.context.empty()) absl::StrAppend(&s, " Context:", m.context);
   if (!m.entries.empty()) {

@@ -124,6 +124,10 @@ struct Message {
   bool reject = false;
   // kAppResp rejections: the follower's hint of where its log may match.
   Index reject_hint = 0;
+  // kApp without entries, to a follower the leader already knows matches at
+  // `index`: it only carries a new commit index. An acknowledgement would
+  // tell the leader nothing, so the follower answers only a rejection.
+  bool commit_only = false;
   // Opaque to Raft: ReadIndex request identity, heartbeat read context,
   // kTimeoutNow campaign reason.
   std::string context;

@@ -62,6 +62,7 @@ void ToProto(const raft::Message& in, peer::Message* out) {
   out->set_reject(in.reject);
   out->set_reject_hint(in.reject_hint);
   out->set_context(in.context);
+  out->set_commit_only(in.commit_only);
 }
 
 absl::StatusOr<raft::Entry> FromProto(const peer::Entry& in) {
@@ -111,6 +112,7 @@ absl::StatusOr<raft::Message> FromProto(const peer::Message& in) {
   out.reject = in.reject();
   out.reject_hint = in.reject_hint();
   out.context = in.context();
+  out.commit_only = in.commit_only();
   return out;
 }
 
