@@ -29,6 +29,7 @@ Message FullMessage(MessageType type) {
   m.snapshot = snap;
   m.reject = true;
   m.reject_hint = 3;
+  m.commit_only = true;
   m.context = std::string("ctx\0x", 5);
   return m;
 }
@@ -69,7 +70,7 @@ TEST(RaftPbTest, EachFieldAloneSurvives) {
   // equal values could hide.
   Message base;
   std::vector<Message> variants;
-  for (int i = 0; i < 10; i++) variants.push_back(base);
+  for (int i = 0; i < 11; i++) variants.push_back(base);
   variants[0].to = 11;
   variants[1].from = 12;
   variants[2].term = 13;
@@ -80,6 +81,7 @@ TEST(RaftPbTest, EachFieldAloneSurvives) {
   variants[7].reject_hint = 17;
   variants[8].context = "c";
   variants[9].entries = {raft::Entry{1, 2, raft::EntryType::kConfChange, "d"}};
+  variants[10].commit_only = true;
   for (const Message& m : variants) EXPECT_EQ(RoundTrip(m), m) << raft::Describe(m);
 }
 
