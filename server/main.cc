@@ -186,8 +186,7 @@ int Run(int argc, char** argv) {
         });
     registry.AddGaugeFunc(
         "ganglion_reconcile_first_seconds",
-        "Unix time of the first reconcile in this member's current or last term (0: none).",
-        [o] {
+        "Unix time of the first reconcile in this member's current or last term (0: none).", [o] {
           const absl::Time t = o->stats().first_reconcile_at;
           return t == absl::InfinitePast() ? 0.0 : absl::ToDoubleSeconds(t - absl::UnixEpoch());
         });
@@ -198,6 +197,18 @@ int Run(int argc, char** argv) {
   }
 
   std::unique_ptr<ganglion::server::MetricsHttpServer> metrics_http;
+  std::unique_ptr<ganglion::orchestrator::ApiServer> api_server;
+  // Every way out, in one order: the orchestrator first, whose calls go
+  // through grpc_server's in-process channel and must not outlive it.
+  auto stop_serving = [&] {
+    (*server)->SetLeadershipObserver(nullptr);
+    orchestrator->Stop();
+    if (api_server) api_server->Stop();
+    if (metrics_http) metrics_http->Stop();
+    grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    watch_service.Stop();
+    (*server)->Stop();
+  };
   if (!config->listen_metrics_urls.empty()) {
     ganglion::server::MetricsHttpOptions mo;
     for (const auto& url : config->listen_metrics_urls)
@@ -228,8 +239,7 @@ int Run(int argc, char** argv) {
         &(*server)->metrics_registry(), std::move(mo));
     if (auto st = metrics_http->Start(); !st.ok()) {
       std::fprintf(stderr, "ganglion: %s\n", std::string(st.message()).c_str());
-      grpc_server->Shutdown();
-      (*server)->Stop();
+      stop_serving();
       return 1;
     }
     for (const auto& url : config->listen_metrics_urls) {
@@ -240,7 +250,6 @@ int Run(int argc, char** argv) {
   // The orchestrator's API talks to this member over its own client URL, so
   // its writes take the same proposal path as any etcd client's. It connects
   // in the background: a member without a leader yet still starts.
-  std::unique_ptr<ganglion::orchestrator::ApiServer> api_server;
   if (!config->listen_api_urls.empty()) {
     ganglion::orchestrator::ApiServerOptions ao;
     for (const auto& url : config->listen_api_urls) ao.listen_addresses.push_back(url.HostPort());
@@ -252,9 +261,7 @@ int Run(int argc, char** argv) {
     auto started = ganglion::orchestrator::ApiServer::Start(std::move(ao));
     if (!started.ok()) {
       std::fprintf(stderr, "ganglion: %s\n", std::string(started.status().message()).c_str());
-      if (metrics_http) metrics_http->Stop();
-      grpc_server->Shutdown();
-      (*server)->Stop();
+      stop_serving();
       return 1;
     }
     api_server = std::move(*started);
@@ -274,13 +281,7 @@ int Run(int argc, char** argv) {
     // Let the last answers (the removal itself) leave before exiting.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  (*server)->SetLeadershipObserver(nullptr);
-  orchestrator->Stop();
-  if (api_server) api_server->Stop();
-  if (metrics_http) metrics_http->Stop();
-  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  watch_service.Stop();
-  (*server)->Stop();
+  stop_serving();
   if (removed) {
     spdlog::warn("event=exit reason=removed");
     std::_Exit(0);  // the signal thread still waits in sigwait

@@ -514,6 +514,65 @@ TEST(GanglionCluster, QuotaExceededRaisesNospaceWhichRefusesWritesUntilDisarmed)
   EXPECT_EQ(cluster.Etcdctl({"alarm", "list"}).out, "");
 }
 
+// A loopback socket bound to a port the kernel picked; listening keeps the
+// port taken until it goes out of scope.
+class LoopbackSocket {
+ public:
+  explicit LoopbackSocket(bool listen_on) : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+        (!listen_on || listen(fd_, 1) == 0)) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~LoopbackSocket() {
+    if (fd_ >= 0) close(fd_);
+  }
+  LoopbackSocket(const LoopbackSocket&) = delete;
+  LoopbackSocket& operator=(const LoopbackSocket&) = delete;
+  int port() const { return port_; }
+  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// A member that cannot listen for metrics says so and exits 1, after
+// stopping what it had started (the orchestrator's calls go through the
+// client listener it shuts down).
+TEST(GanglionCluster, ATakenMetricsPortIsAnErrorNotACrash) {
+  LoopbackSocket taken(/*listen_on=*/true);
+  ASSERT_NE(taken.port(), 0);
+  const std::string dir = ::testing::TempDir() + "/taken-metrics-port";
+  for (int run = 0; run < 2; run++) {
+    std::filesystem::remove_all(dir);
+    std::string client, peer;
+    {
+      // Free now; the member takes them a moment later.
+      LoopbackSocket c(false), p(false);
+      ASSERT_NE(c.port(), 0);
+      ASSERT_NE(p.port(), 0);
+      client = c.Url();
+      peer = p.Url();
+    }
+    CommandResult r =
+        RunCommand({GANGLION_BINARY, "--name", "m1", "--data-dir", dir, "--listen-client-urls",
+                    client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                    "--initial-advertise-peer-urls", peer, "--initial-cluster", "m1=" + peer,
+                    "--listen-metrics-urls", taken.Url()},
+                   "", milliseconds(30000));
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 1) << r.err.substr(r.err.size() > 2000 ? r.err.size() - 2000 : 0);
+    EXPECT_NE(r.err.find(absl::StrCat("127.0.0.1:", taken.port())), std::string::npos) << r.err;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(GanglionCluster, BadFlagsAndBadRequestsGetEtcdsErrors) {
   // Flags: an --initial-cluster that does not name this member.
   CommandResult bad = RunCommand({GANGLION_BINARY, "--name", "x", "--initial-cluster",
@@ -624,7 +683,8 @@ TEST(GanglionCluster, BadFlagsAndBadRequestsGetEtcdsErrors) {
 TEST(GanglionCluster, GzipCompressedRequestsAreServed) {
   ProcessCluster cluster(GanglionOptions(1));
   ASSERT_TRUE(cluster.Start().ok());
-  auto channel = grpc::CreateChannel(cluster.client_endpoint(0), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(cluster.client_endpoint(0), grpc::InsecureChannelCredentials());
   auto kv = etcdserverpb::KV::NewStub(channel);
   const std::string value(64 << 10, 'z');
   {
