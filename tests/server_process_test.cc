@@ -514,28 +514,25 @@ TEST(GanglionCluster, QuotaExceededRaisesNospaceWhichRefusesWritesUntilDisarmed)
   EXPECT_EQ(cluster.Etcdctl({"alarm", "list"}).out, "");
 }
 
-// A loopback socket bound to a port the kernel picked; listening keeps the
-// port taken until it goes out of scope.
-class LoopbackSocket {
+// Holds a loopback port: a socket listening on one the kernel picked.
+class HeldLoopbackPort {
  public:
-  explicit LoopbackSocket(bool listen_on) : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+  HeldLoopbackPort() : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
     if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
-        (!listen_on || listen(fd_, 1) == 0)) {
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && listen(fd_, 1) == 0) {
       port_ = ntohs(addr.sin_port);
     }
   }
-  ~LoopbackSocket() {
+  ~HeldLoopbackPort() {
     if (fd_ >= 0) close(fd_);
   }
-  LoopbackSocket(const LoopbackSocket&) = delete;
-  LoopbackSocket& operator=(const LoopbackSocket&) = delete;
+  HeldLoopbackPort(const HeldLoopbackPort&) = delete;
+  HeldLoopbackPort& operator=(const HeldLoopbackPort&) = delete;
   int port() const { return port_; }
-  std::string Url() const { return absl::StrCat("http://127.0.0.1:", port_); }
 
  private:
   int fd_;
@@ -546,25 +543,23 @@ class LoopbackSocket {
 // stopping what it had started (the orchestrator's calls go through the
 // client listener it shuts down).
 TEST(GanglionCluster, ATakenMetricsPortIsAnErrorNotACrash) {
-  LoopbackSocket taken(/*listen_on=*/true);
+  HeldLoopbackPort taken;
   ASSERT_NE(taken.port(), 0);
+  const std::string metrics = absl::StrCat("http://127.0.0.1:", taken.port());
+  std::set<int> ports{taken.port()};
   const std::string dir = ::testing::TempDir() + "/taken-metrics-port";
   for (int run = 0; run < 2; run++) {
     std::filesystem::remove_all(dir);
-    std::string client, peer;
-    {
-      // Free now; the member takes them a moment later.
-      LoopbackSocket c(false), p(false);
-      ASSERT_NE(c.port(), 0);
-      ASSERT_NE(p.port(), 0);
-      client = c.Url();
-      peer = p.Url();
-    }
+    auto client_port = FreeLoopbackPort(ports);
+    auto peer_port = FreeLoopbackPort(ports);
+    ASSERT_TRUE(client_port.ok() && peer_port.ok());
+    const std::string client = absl::StrCat("http://127.0.0.1:", *client_port);
+    const std::string peer = absl::StrCat("http://127.0.0.1:", *peer_port);
     CommandResult r =
         RunCommand({GANGLION_BINARY, "--name", "m1", "--data-dir", dir, "--listen-client-urls",
                     client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
                     "--initial-advertise-peer-urls", peer, "--initial-cluster", "m1=" + peer,
-                    "--listen-metrics-urls", taken.Url()},
+                    "--listen-metrics-urls", metrics},
                    "", milliseconds(30000));
     EXPECT_FALSE(r.timed_out);
     EXPECT_EQ(r.exit_code, 1) << r.err.substr(r.err.size() > 2000 ? r.err.size() - 2000 : 0);

@@ -85,6 +85,13 @@ int ExitCode(int status) {
   return -1;
 }
 
+bool EnvSet(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' && std::string(v) != "0";
+}
+
+}  // namespace
+
 absl::StatusOr<int> FreeLoopbackPort(std::set<int>& taken) {
   for (int attempt = 0; attempt < kPortAttemptsMax; ++attempt) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -105,13 +112,6 @@ absl::StatusOr<int> FreeLoopbackPort(std::set<int>& taken) {
   }
   return absl::UnavailableError("no free loopback port");
 }
-
-bool EnvSet(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' && std::string(v) != "0";
-}
-
-}  // namespace
 
 CommandResult RunCommand(const std::vector<std::string>& argv_in, const std::string& stdin_data,
                          milliseconds timeout, const std::vector<std::string>& extra_env,

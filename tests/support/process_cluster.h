@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
                          std::chrono::milliseconds timeout,
                          const std::vector<std::string>& extra_env = {}, int stop_signal = SIGKILL);
 inline constexpr std::chrono::milliseconds kStopGrace{5000};
+
+// A loopback port nothing listens on now, never one already in `taken`
+// (which it joins). Free when picked: a process must take it soon after.
+absl::StatusOr<int> FreeLoopbackPort(std::set<int>& taken);
 
 // GET http://127.0.0.1:<port><path> (HTTP/1.0, 5 s read timeout): the raw
 // response, headers included, or "" if nothing answered.
